@@ -1,0 +1,1 @@
+"""Bayesian hierarchical models of tool effects (PyMC, ArviZ)."""
