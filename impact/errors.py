@@ -33,7 +33,8 @@ class Violation:
         ex = ", ".join(self.examples)
         more = f"; e.g. {ex}" if ex else ""
         det = f" ({self.detail})" if self.detail else ""
-        return f"{self.table}.{self.column}: {self.rule}{det}: {self.n_rows} row(s){more}"
+        rows = f": {self.n_rows} row(s)" if self.column != "*" else ""
+        return f"{self.table}.{self.column}: {self.rule}{det}{rows}{more}"
 
 
 class ImpactError(Exception):

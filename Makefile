@@ -1,0 +1,29 @@
+# Set-up and checks for impact. `make run` and `make test` are the README's two commands.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OUT ?= results
+
+.PHONY: install run test test-fast lint bench
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || "$$(scripts/python312.sh)" -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/impact run --out $(OUT)
+
+# Default suite then the slow statistical checks (the README's test command; .ci/run runs it).
+test: install
+	$(VENV)/bin/ruff check impact tests benchmarks analyses
+	$(PY) -m pytest -q -m "not slow" -n 2
+	$(PY) -m pytest -q -m slow -n 2 || test $$? -eq 5
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" -n 2
+
+bench: install
+	for f in benchmarks/bench_*.py; do $(PY) $$f; done

@@ -1,0 +1,431 @@
+"""The data contract: load ``data_spec/`` and validate register tables against it.
+
+``data_spec/`` holds one TOML file per input table (columns, dtypes, nullability, codes, ranges, units and
+the Statistics Denmark register each column comes from) and ``study.toml`` (study window, price base).
+This module is the only place that knows the column lists; everything else asks it.
+
+Examples
+--------
+>>> import impact
+>>> spec = impact.spec.load()
+>>> spec.tables["persons"].key
+('person_id', 'year')
+>>> impact.spec.validate(registers)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impact.errors import DataSpecError, Violation
+from impact.registers import TABLES, Registers
+
+MAX_EXAMPLES = 10
+DTYPES = ("int", "float", "bool", "str")
+
+
+def spec_dir() -> Path:
+    """The folder of the data contract: ``$IMPACT_DATA_SPEC`` or ``data_spec/`` beside the package."""
+    env = os.environ.get("IMPACT_DATA_SPEC")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "data_spec"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of an input table, as written in ``data_spec/<table>.toml``."""
+
+    name: str
+    dtype: str
+    nullable: bool
+    description: str
+    source: str
+    unit: str = ""
+    required: bool = True
+    codes: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    finite: bool = False
+    foreign_key: str | None = None
+    in_study_window: bool = False
+    is_adoption_year: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One input table: its key, description, register source and columns."""
+
+    name: str
+    description: str
+    source: str
+    key: tuple[str, ...]
+    columns: tuple[ColumnSpec, ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Every column the spec knows, required or optional."""
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """The columns every input must have."""
+        return tuple(c.name for c in self.columns if c.required)
+
+    def column(self, name: str) -> ColumnSpec:
+        """The spec of one column."""
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no column {name!r} in the data spec")
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Study-wide settings (``data_spec/study.toml``)."""
+
+    first_year: int
+    last_year: int
+    report_group_first_year: int
+    report_group_last_year: int
+    price_base_year: int
+    first_tool_year: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The whole data contract."""
+
+    tables: Mapping[str, TableSpec]
+    study: StudySpec
+    folder: Path
+
+    def codes(self, table: str, column: str) -> tuple[Any, ...]:
+        """The allowed codes of a coded column (e.g. ``spec.codes("lettings", "channel")``)."""
+        codes = self.tables[table].column(column).codes
+        if codes is None:
+            raise KeyError(f"{table}.{column} is not a coded column")
+        return codes
+
+
+def _column_from_toml(raw: dict[str, Any], table: str) -> ColumnSpec:
+    dtype = raw["dtype"]
+    if dtype not in DTYPES:
+        raise ValueError(f"data_spec/{table}.toml: column {raw['name']} has unknown dtype {dtype!r}")
+    codes = raw.get("codes")
+    return ColumnSpec(
+        name=raw["name"],
+        dtype=dtype,
+        nullable=bool(raw["nullable"]),
+        description=raw["description"],
+        source=raw["source"],
+        unit=raw.get("unit", ""),
+        required=bool(raw.get("required", True)),
+        codes=tuple(codes) if codes is not None else None,
+        min=raw.get("min"),
+        max=raw.get("max"),
+        finite=bool(raw.get("finite", False)),
+        foreign_key=raw.get("foreign_key"),
+        in_study_window=bool(raw.get("in_study_window", False)),
+        is_adoption_year=bool(raw.get("is_adoption_year", False)),
+    )
+
+
+@functools.cache
+def _load(folder: Path) -> Spec:
+    tables: dict[str, TableSpec] = {}
+    for name in TABLES:
+        with open(folder / f"{name}.toml", "rb") as fh:
+            raw = tomllib.load(fh)
+        meta = raw["table"]
+        tables[name] = TableSpec(
+            name=meta["name"],
+            description=meta["description"],
+            source=meta["source"],
+            key=tuple(meta["key"]),
+            columns=tuple(_column_from_toml(c, name) for c in raw["columns"]),
+        )
+    with open(folder / "study.toml", "rb") as fh:
+        study = StudySpec(**tomllib.load(fh)["study"])
+    return Spec(tables=tables, study=study, folder=folder)
+
+
+def load(folder: str | Path | None = None) -> Spec:
+    """Load the data contract.
+
+    Parameters
+    ----------
+    folder
+        Folder with the TOML files; default :func:`spec_dir`.
+    """
+    return _load(Path(folder) if folder is not None else spec_dir())
+
+
+@functools.cache
+def _cpi(folder: Path) -> pd.Series:
+    frame = pd.read_csv(folder / "cpi.csv", comment="#")
+    return frame.set_index("year")["cpi"].astype(float)
+
+
+def cpi(folder: str | Path | None = None) -> pd.Series:
+    """Consumer price index by year (``data_spec/cpi.csv``), index = year."""
+    return _cpi(Path(folder) if folder is not None else spec_dir()).copy()
+
+
+def deflator(years: Iterable[int] | pd.Series, *, base_year: int | None = None) -> np.ndarray:
+    """Factor that turns nominal DKK of each year into fixed prices of ``base_year``.
+
+    Raises
+    ------
+    DataSpecError
+        If a year is not covered by the CPI series.
+    """
+    spec = load()
+    base = spec.study.price_base_year if base_year is None else base_year
+    series = cpi()
+    years_arr = np.asarray(list(years) if not isinstance(years, pd.Series) else years, dtype="int64")
+    missing = sorted(set(np.unique(years_arr).tolist()) - set(series.index.tolist()))
+    if missing or base not in series.index:
+        bad = missing or [base]
+        raise DataSpecError(
+            [Violation("cpi", "year", "covered by CPI", len(bad), tuple(map(str, bad[:10])))],
+            context="data_spec/cpi.csv does not cover every year",
+        )
+    return series.loc[base] / series.reindex(years_arr).to_numpy()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _examples(frame: pd.DataFrame, mask: np.ndarray, key: tuple[str, ...]) -> tuple[str, ...]:
+    idx = np.flatnonzero(mask)[:MAX_EXAMPLES]
+    if not key or any(k not in frame.columns for k in key):
+        return tuple(f"row {i}" for i in idx)
+    sub = frame.iloc[idx]
+    return tuple(
+        ", ".join(f"{k}={v}" for k, v in zip(key, row, strict=True))
+        for row in sub[list(key)].itertuples(index=False, name=None)
+    )
+
+
+class _Collector:
+    """Collects violations for one table."""
+
+    def __init__(self, table: str, frame: pd.DataFrame, key: tuple[str, ...]) -> None:
+        self.table, self.frame, self.key = table, frame, key
+        self.violations: list[Violation] = []
+
+    def add(self, column: str, rule: str, mask: np.ndarray, detail: str = "") -> None:
+        n = int(np.count_nonzero(mask))
+        if n:
+            self.violations.append(
+                Violation(self.table, column, rule, n, _examples(self.frame, mask, self.key), detail)
+            )
+
+
+def _dtype_ok(series: pd.Series, dtype: str) -> tuple[bool, np.ndarray]:
+    """Whether a column holds the kind of values ``dtype`` asks for; the mask marks the bad rows."""
+    nonnull = series.notna().to_numpy()
+    none = np.zeros(len(series), dtype=bool)
+    if dtype == "str":
+        if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            bad = nonnull & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+            return not bad.any(), bad
+        return False, nonnull
+    if dtype == "bool":
+        if pd.api.types.is_bool_dtype(series):
+            return True, none
+        if pd.api.types.is_numeric_dtype(series):
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            bad = nonnull & ~np.isin(values, (0.0, 1.0))
+            return not bad.any(), bad
+        # Text: the rows that do not even read as a boolean are the offending ones.
+        text = series.astype(str).str.strip().str.lower()
+        readable = text.isin(("true", "false", "0", "1", "t", "f", "yes", "no")).to_numpy()
+        bad = nonnull & ~readable
+        return False, bad if bad.any() else nonnull
+    if pd.api.types.is_bool_dtype(series):
+        return False, nonnull
+    if pd.api.types.is_integer_dtype(series) or (
+        dtype == "float" and pd.api.types.is_numeric_dtype(series)
+    ):
+        return True, none
+    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        fine = ~np.isnan(values) | np.isin(series.astype(str).str.lower(), ("inf", "-inf"))
+        if dtype == "int":
+            fine &= np.isfinite(values) & (np.floor(values) == values)
+    bad = nonnull & ~fine
+    # A column stored as text is never accepted for numbers; the unreadable rows are named.
+    return False, bad if bad.any() else nonnull
+
+
+def _check_table(name: str, frame: pd.DataFrame, spec: Spec) -> tuple[list[Violation], set[str]]:
+    """Column-level rules of one table. Returns the violations and the columns fit for further checks."""
+    tspec = spec.tables[name]
+    col = _Collector(name, frame, tspec.key)
+    usable: set[str] = set()
+    for cspec in tspec.columns:
+        if cspec.name not in frame.columns:
+            if cspec.required:
+                col.violations.append(
+                    Violation(name, cspec.name, "required column", len(frame), (), "column is missing")
+                )
+            continue
+        series = frame[cspec.name]
+        ok, bad = _dtype_ok(series, cspec.dtype)
+        if not ok:
+            col.add(cspec.name, "dtype", bad if bad.any() else series.notna().to_numpy(),
+                    f"expected {cspec.dtype}, found {series.dtype}")
+            continue
+        usable.add(cspec.name)
+        isnull = series.isna().to_numpy()
+        if not cspec.nullable:
+            col.add(cspec.name, "not null", isnull)
+        nonnull = ~isnull
+        if cspec.codes is not None:
+            allowed = pd.Series(cspec.codes)
+            if cspec.dtype == "int":
+                inside = series.astype("float64").isin(allowed.astype("float64")).to_numpy()
+            else:
+                inside = series.isin(allowed).to_numpy()
+            col.add(cspec.name, "allowed codes", nonnull & ~inside,
+                    "allowed: " + ", ".join(map(str, cspec.codes)))
+        if cspec.dtype in ("int", "float"):
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            if cspec.finite:
+                col.add(cspec.name, "finite", nonnull & ~np.isfinite(values), "no inf or NaN")
+            with np.errstate(invalid="ignore"):
+                if cspec.min is not None:
+                    col.add(cspec.name, "range", nonnull & (values < cspec.min), f">= {cspec.min}")
+                if cspec.max is not None:
+                    col.add(cspec.name, "range", nonnull & (values > cspec.max), f"<= {cspec.max}")
+                if cspec.in_study_window:
+                    lo, hi = spec.study.first_year, spec.study.last_year
+                    col.add(cspec.name, "study window", nonnull & ((values < lo) | (values > hi)),
+                            f"years {lo}-{hi}")
+                if cspec.is_adoption_year:
+                    lo, hi = spec.study.first_tool_year, 2100
+                    col.add(cspec.name, "adoption year", nonnull & ((values < lo) | (values > hi)),
+                            f"years {lo}-{hi}")
+    if tspec.key and all(k in usable for k in tspec.key):
+        dup = frame.duplicated(list(tspec.key), keep=False).to_numpy()
+        col.add("+".join(tspec.key), "unique key", dup)
+    return col.violations, usable
+
+
+def _as_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One int64 per row for a (possibly composite) integer key, for fast membership tests."""
+    if len(columns) == 1:
+        return frame[columns[0]].astype("Int64")
+    # id * 10_000 + year: years are 4-digit and ids stay far below 9e14.
+    return frame[columns[0]].astype("Int64") * 10_000 + frame[columns[1]].astype("Int64")
+
+
+def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]], spec: Spec
+                     ) -> list[Violation]:
+    out: list[Violation] = []
+
+    def fk(child: str, cols: list[str], parent: str, pcols: list[str], rule: str) -> None:
+        if not (set(cols) <= usable.get(child, set()) and set(pcols) <= usable.get(parent, set())):
+            return
+        cframe, pframe = tables[child], tables[parent]
+        ckey = _as_key(cframe, cols)
+        pkey = _as_key(pframe, pcols).dropna().unique()
+        present = ckey.notna().to_numpy()
+        inside = ckey.isin(pkey).to_numpy()
+        c = _Collector(child, cframe, spec.tables[child].key)
+        c.add("+".join(cols), rule, present & ~inside, f"must exist in {parent}.{'+'.join(pcols)}")
+        out.extend(c.violations)
+
+    for tname, tspec in spec.tables.items():
+        for cspec in tspec.columns:
+            if cspec.foreign_key:
+                ptable, pcol = cspec.foreign_key.split(".")
+                fk(tname, [cspec.name], ptable, [pcol], "foreign key")
+    fk("persons", ["household_id", "year"], "households", ["household_id", "year"],
+       "foreign key (household-year)")
+
+    persons = tables["persons"]
+    if {"employed", "in_labour_force"} <= usable["persons"]:
+        c = _Collector("persons", persons, spec.tables["persons"].key)
+        emp = persons["employed"].astype(bool).to_numpy()
+        lf = persons["in_labour_force"].astype(bool).to_numpy()
+        c.add("employed", "consistency", emp & ~lf, "employed persons must be in the labour force")
+        out.extend(c.violations)
+
+    adoption = tables["tool_adoption"]
+    au = usable["tool_adoption"]
+    c = _Collector("tool_adoption", adoption, ())
+    if {"department_id", "plan_id"} <= au:
+        n_set = adoption["department_id"].notna().to_numpy().astype(int) + adoption[
+            "plan_id"].notna().to_numpy().astype(int)
+        c.add("department_id/plan_id", "exactly one unit", n_set != 1,
+              "set exactly one of department_id and plan_id")
+    if {"start_year", "end_year"} <= au:
+        start = adoption["start_year"].to_numpy(dtype="float64", na_value=np.nan)
+        end = adoption["end_year"].to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            c.add("end_year", "adoption years", end < start, "end_year must be >= start_year")
+            c.add("start_year", "adoption years", start > spec.study.last_year,
+                  f"start_year must be <= {spec.study.last_year}")
+    out.extend(c.violations)
+    return out
+
+
+def check(registers: Registers | Mapping[str, pd.DataFrame], *, spec: Spec | None = None
+          ) -> list[Violation]:
+    """Every violation of the data contract, as a list (empty when the data are valid).
+
+    Parameters
+    ----------
+    registers
+        A :class:`~impact.Registers` or a mapping from table name to DataFrame.
+    spec
+        The contract; default :func:`load`.
+    """
+    spec = spec or load()
+    tables = registers.tables() if isinstance(registers, Registers) else dict(registers)
+    violations: list[Violation] = []
+    usable: dict[str, set[str]] = {}
+    for name in TABLES:
+        frame = tables.get(name)
+        if frame is None:
+            violations.append(Violation(name, "*", "required table", 0, (), "table is missing"))
+            usable[name] = set()
+            continue
+        v, u = _check_table(name, frame, spec)
+        violations += v
+        usable[name] = u
+    present = {n: t for n, t in tables.items() if t is not None}
+    if set(TABLES) <= set(present):
+        violations += _check_relations(present, usable, spec)
+    return violations
+
+
+def validate(registers: Registers | Mapping[str, pd.DataFrame], *, spec: Spec | None = None) -> None:
+    """Check register tables against the data contract.
+
+    Checks required tables and columns, dtypes, nulls, allowed codes, ranges (age 0-120, finite
+    income), unique keys, foreign keys (department, household-year, a letting's person, a tool
+    spell's unit), years inside the study window, adoption years and channel/tool codes. Extra
+    columns are kept, not rejected.
+
+    Raises
+    ------
+    DataSpecError
+        Listing every violated rule with table, column, rule, number of rows and up to 10
+        example keys.
+    """
+    violations = check(registers, spec=spec)
+    if violations:
+        raise DataSpecError(violations)
