@@ -1,0 +1,444 @@
+"""From register microdata to the department-year panel: stock and mover composition, tool intensity,
+adoption timing and the 2015 report's groups.
+
+Definitions (also in ``data_spec/README.md``)
+---------------------------------------------
+Stock (beboere) in year *t*
+    Persons with that ``department_id`` in ``persons`` at year *t* (status at 1 January).
+``share_qualifying_edu``, ``share_employed``
+    Among residents aged 18-64 in the labour force (``in_labour_force``): education code 20-80
+    (kompetencegivende uddannelse; 90 = unknown counts as not qualifying), resp. ``employed``.
+    Base: ``n_labour_force_18_64``; numerators ``n_qualifying_edu``, ``n_employed``.
+``mean_household_income``
+    Mean over residents aged 18-64 of their household's disposable income in fixed prices of
+    ``price_base_year`` (``data_spec/cpi.csv``); ``mean_household_income_nominal`` in current DKK.
+    Persons whose household income is missing are left out and counted (``n_income_18_64`` is the
+    base; the attrition ledger counts the rest).
+``share_non_western``
+    All residents, children included. Base ``n_residents``; numerator ``n_non_western``.
+In-movers (tilflyttere) to *d* in year *t*
+    Persons in *d* at *t* who are in ``persons`` at *t-1* with another department or none. A move
+    inside one department is not a move. Persons absent at *t-1* are arrivals (``n_arrivals``),
+    newborns (age 0 at *t*) are neither (``n_newborns``). Described by their attributes at *t*.
+Out-movers (fraflyttere) from *d* in year *t*
+    Persons in *d* at *t-1* who are in ``persons`` at *t* with another department or none. Persons
+    absent at *t* (deaths, emigration) are counted as ``n_exits``. Described by their attributes
+    (and household income) at *t-1*.
+Intensity
+    ``n_lettings`` and ``intensity_<channel>`` = share of the department's lettings in calendar year
+    *t* through each channel (NaN when there were no lettings). Tenants let in year *t* appear in
+    ``persons`` at 1 January *t+1*, so lettings of year *t-1* fill the in-movers of year *t*:
+    ``in_channel_share_<channel>`` is the share of year-*t* in-movers (whole households) linked to a
+    letting of year *t-1* in that department through each channel, among the linked ones
+    (``n_in_movers_linked``).
+Adoption
+    A plan-level spell of ``tool_adoption`` applies to every department of the plan.
+    ``first_year_<tool>`` (NaN if never), ``in_force_<tool>`` (bool, per year),
+    ``agreed_share_<tool>`` (agreed share in force, NaN if none or not stated),
+    ``cohort_<tool>`` (first year in force; 0 = never; the DiD cohort), and ``report_group`` from use
+    in 2006-2010 as in the 2015 report (both / referral_only / flexible_only / neither) for supported
+    departments (``plan_id`` set); unsupported departments get no group.
+
+The engine is DuckDB (SQL over the pandas tables, no copies): measured fastest with the least memory
+for 12 million person-years (see ``benchmarks/bench_panel.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from impact import spec as spec_mod
+from impact.errors import DataSpecError, Violation
+from impact.registers import Registers
+
+REPORT_GROUPS = ("both", "referral_only", "flexible_only", "neither")
+MEASURES = ("share_qualifying_edu", "share_employed", "mean_household_income",
+            "mean_household_income_nominal", "share_non_western")
+COUNTS = ("n_residents", "n_non_western", "n_labour_force_18_64", "n_qualifying_edu", "n_employed",
+          "n_income_18_64")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The department-year panel.
+
+    Attributes
+    ----------
+    frame
+        One row per (department_id, year): every department of ``departments`` in every year of
+        ``persons``; column names as in ARCHITECTURE.md.
+    attrition
+        Every filter with the rows it removed: columns ``step``, ``filter``, ``rows_in``,
+        ``rows_removed``, ``rows_out``, ``note``.
+    """
+
+    frame: pd.DataFrame
+    attrition: pd.DataFrame
+
+    def __repr__(self) -> str:
+        f = self.frame
+        return (f"Panel({f['department_id'].nunique()} departments x {f['year'].nunique()} years, "
+                f"{f.shape[1]} columns)")
+
+
+def _measures_sql(prefix: str) -> str:
+    """The aggregate SELECT list of the four measures and their counts, over relation ``x``."""
+    adult = "x.age BETWEEN 18 AND 64"
+    lf = f"{adult} AND x.in_labour_force"
+    p = prefix
+    return f""",
+        count(*) AS {p}n_residents,
+        count(*) FILTER (WHERE x.non_western) AS {p}n_non_western,
+        count(*) FILTER (WHERE {lf}) AS {p}n_labour_force_18_64,
+        count(*) FILTER (WHERE {lf} AND x.education BETWEEN 20 AND 80) AS {p}n_qualifying_edu,
+        count(*) FILTER (WHERE {lf} AND x.employed) AS {p}n_employed,
+        count(x.income_real) FILTER (WHERE {adult}) AS {p}n_income_18_64,
+        count(*) FILTER (WHERE {adult} AND x.income_real IS NULL) AS {p}n_income_missing_18_64,
+        avg(x.income_real) FILTER (WHERE {adult}) AS {p}mean_household_income,
+        avg(x.income_nominal) FILTER (WHERE {adult}) AS {p}mean_household_income_nominal"""
+
+
+def _shares(frame: pd.DataFrame, prefix: str) -> None:
+    """Turn the counts of a prefix into shares (NaN where the base is empty), in place."""
+    p = prefix
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lf = frame[f"{p}n_labour_force_18_64"].to_numpy(dtype="float64")
+        res = frame[f"{p}n_residents"].to_numpy(dtype="float64")
+        frame[f"{p}share_qualifying_edu"] = np.where(
+            lf > 0, frame[f"{p}n_qualifying_edu"].to_numpy(dtype="float64") / lf, np.nan)
+        frame[f"{p}share_employed"] = np.where(
+            lf > 0, frame[f"{p}n_employed"].to_numpy(dtype="float64") / lf, np.nan)
+        frame[f"{p}share_non_western"] = np.where(
+            res > 0, frame[f"{p}n_non_western"].to_numpy(dtype="float64") / res, np.nan)
+
+
+def _ledger_row(step: str, name: str, rows_in: int, removed: int, note: str) -> dict[str, object]:
+    return {"step": step, "filter": name, "rows_in": int(rows_in), "rows_removed": int(removed),
+            "rows_out": int(rows_in - removed), "note": note}
+
+
+def build(registers: Registers, *, validate: bool = True, threads: int | None = None) -> Panel:
+    """Build the department-year panel from register tables.
+
+    Parameters
+    ----------
+    registers
+        The five input tables (see ``data_spec/``).
+    validate
+        Check the tables against the data contract first (default). Pass ``False`` only for tables
+        that were just validated.
+    threads
+        DuckDB threads (default: DuckDB's choice).
+
+    Returns
+    -------
+    Panel
+        ``.frame`` (one row per department-year) and ``.attrition`` (every filter, rows removed).
+
+    Raises
+    ------
+    DataSpecError
+        If the tables break the data contract, or persons refer to unknown departments.
+    """
+    spec = spec_mod.load()
+    if validate:
+        spec_mod.validate(registers, spec=spec)
+    con = duckdb.connect(config={"threads": threads} if threads else {})
+    try:
+        return _build(con, registers, spec)
+    finally:
+        con.close()
+
+
+def _build(con: duckdb.DuckDBPyConnection, reg: Registers, spec: spec_mod.Spec) -> Panel:
+    persons = reg.persons[["person_id", "year", "household_id", "department_id", "age",
+                           "non_western", "in_labour_force", "employed", "education"]]
+    households = reg.households[["household_id", "year", "disposable_income"]]
+    departments = reg.departments
+    years = np.sort(persons["year"].unique())
+    if len(years) == 0:
+        raise DataSpecError([Violation("persons", "year", "not empty", 0, (), "no person-years")])
+    first_year = int(years[0])
+    deflate = pd.DataFrame({"year": years.astype("int64"),
+                            "factor": spec_mod.deflator(years, base_year=spec.study.price_base_year)})
+    for name, frame in {"persons_raw": persons, "households": households, "deflate": deflate,
+                        "departments": departments[["department_id"]],
+                        "lettings": reg.lettings}.items():
+        con.register(name, frame)
+    con.execute("""
+        CREATE TEMP TABLE p AS
+        SELECT pr.person_id, pr.year, pr.household_id, pr.department_id, pr.age,
+               pr.non_western::BOOLEAN AS non_western, pr.in_labour_force::BOOLEAN AS in_labour_force,
+               pr.employed::BOOLEAN AS employed, pr.education,
+               h.disposable_income AS income_nominal,
+               h.disposable_income * d.factor AS income_real,
+               (dep.department_id IS NOT NULL) AS known_department
+        FROM persons_raw pr
+        LEFT JOIN households h ON h.household_id = pr.household_id AND h.year = pr.year
+        LEFT JOIN deflate d ON d.year = pr.year
+        LEFT JOIN departments dep ON dep.department_id = pr.department_id
+    """)
+    ledger: list[dict[str, object]] = []
+    n_rows, n_nodep, n_unknown = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE department_id IS NULL),
+               count(*) FILTER (WHERE department_id IS NOT NULL AND NOT known_department) FROM p
+    """).fetchone()
+    ledger.append(_ledger_row("stock", "person without department", n_rows, n_nodep,
+                              "not in social housing (used only to define movers)"))
+    ledger.append(_ledger_row("stock", "unknown department", n_rows - n_nodep, n_unknown,
+                              "department_id not in departments"))
+    if n_unknown:
+        ex = con.execute("""SELECT person_id, year, department_id FROM p
+                            WHERE department_id IS NOT NULL AND NOT known_department
+                            ORDER BY person_id, year LIMIT 10""").fetchall()
+        raise DataSpecError([Violation("persons", "department_id", "foreign key", int(n_unknown),
+                                       tuple(f"person_id={a}, year={b}, department_id={c}"
+                                             for a, b, c in ex))])
+    _stock_filters(con, ledger)
+
+    stock = con.execute(f"""
+        SELECT x.department_id, x.year {_measures_sql("")}
+        FROM p x WHERE x.department_id IS NOT NULL GROUP BY 1, 2
+    """).df()
+
+    # In-movers: in d at t, present at t-1 elsewhere (or outside social housing).
+    con.execute(f"""
+        CREATE TEMP TABLE arrivals AS
+        SELECT cur.*, prev.person_id IS NULL AS absent_before,
+               prev.department_id AS prev_department_id
+        FROM p cur LEFT JOIN p prev ON prev.person_id = cur.person_id AND prev.year = cur.year - 1
+        WHERE cur.department_id IS NOT NULL AND cur.year > {first_year}
+    """)
+    in_movers = con.execute(f"""
+        SELECT x.department_id, x.year {_measures_sql("in_")},
+               count(*) FILTER (WHERE x.prev_department_id IS NOT NULL)
+                   AS in_n_from_social_housing
+        FROM arrivals x
+        WHERE NOT x.absent_before AND x.prev_department_id IS DISTINCT FROM x.department_id
+        GROUP BY 1, 2
+    """).df().rename(columns={"in_n_residents": "n_in_movers"})
+    other_in = con.execute("""
+        SELECT department_id, year,
+               count(*) FILTER (WHERE absent_before AND age > 0) AS n_arrivals,
+               count(*) FILTER (WHERE absent_before AND age = 0) AS n_newborns,
+               count(*) FILTER (WHERE NOT absent_before AND prev_department_id = department_id)
+                   AS n_stayers
+        FROM arrivals GROUP BY 1, 2
+    """).df()
+    # Out-movers: in d at t-1, present at t elsewhere (or outside social housing).
+    out_movers = con.execute(f"""
+        WITH leavers AS (
+            SELECT prev.*, prev.year + 1 AS panel_year, nxt.person_id IS NULL AS absent_after,
+                   nxt.department_id AS next_department_id
+            FROM p prev LEFT JOIN p nxt ON nxt.person_id = prev.person_id AND nxt.year = prev.year + 1
+            WHERE prev.department_id IS NOT NULL AND prev.year < {int(years[-1])}
+        )
+        SELECT x.department_id, x.panel_year AS year {_measures_sql("out_")},
+               count(*) FILTER (WHERE x.next_department_id IS NOT NULL) AS out_n_to_social_housing
+        FROM leavers x
+        WHERE NOT x.absent_after AND x.next_department_id IS DISTINCT FROM x.department_id
+        GROUP BY 1, 2
+    """).df().rename(columns={"out_n_residents": "n_out_movers"})
+    exits = con.execute(f"""
+        SELECT prev.department_id, prev.year + 1 AS year, count(*) AS n_exits
+        FROM p prev LEFT JOIN p nxt ON nxt.person_id = prev.person_id AND nxt.year = prev.year + 1
+        WHERE prev.department_id IS NOT NULL AND prev.year < {int(years[-1])} AND nxt.person_id IS NULL
+        GROUP BY 1, 2
+    """).df()
+    _mover_ledger(con, ledger, first_year)
+
+    grid = pd.MultiIndex.from_product(
+        [np.sort(departments["department_id"].to_numpy()), years], names=["department_id", "year"]
+    ).to_frame(index=False)
+    frame = grid
+    for part in (stock, in_movers, other_in, out_movers, exits):
+        frame = frame.merge(part, on=["department_id", "year"], how="left")
+    _finish_counts(frame, first_year)
+    _shares(frame, "")
+    for prefix, n_col in (("in_", "n_in_movers"), ("out_", "n_out_movers")):
+        tmp = frame.rename(columns={n_col: f"{prefix}n_residents"})
+        _shares(tmp, prefix)
+        for m in ("share_qualifying_edu", "share_employed", "share_non_western"):
+            frame[f"{prefix}{m}"] = tmp[f"{prefix}{m}"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frame["in_share_from_social_housing"] = frame["in_n_from_social_housing"] / frame["n_in_movers"]
+        frame["out_share_to_social_housing"] = frame["out_n_to_social_housing"] / frame["n_out_movers"]
+    frame = _add_intensity(con, frame, spec, ledger, first_year)
+    frame = _add_adoption(frame, reg, spec, ledger)
+    frame = _add_department_columns(frame, departments)
+    attrition = pd.DataFrame(ledger, columns=["step", "filter", "rows_in", "rows_removed",
+                                              "rows_out", "note"])
+    return Panel(frame=_order(frame), attrition=attrition)
+
+
+def _stock_filters(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object]]) -> None:
+    n_stock, n_adult, n_lf, n_inc = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE age BETWEEN 18 AND 64),
+               count(*) FILTER (WHERE age BETWEEN 18 AND 64 AND in_labour_force),
+               count(income_real) FILTER (WHERE age BETWEEN 18 AND 64)
+        FROM p WHERE department_id IS NOT NULL
+    """).fetchone()
+    ledger += [
+        _ledger_row("stock", "age 18-64", n_stock, n_stock - n_adult,
+                    "education, employment and income measures (non-Western: all residents)"),
+        _ledger_row("stock", "in labour force", n_adult, n_adult - n_lf,
+                    "education and employment measures"),
+        _ledger_row("stock", "missing household income", n_adult, n_adult - n_inc,
+                    "income measure (18-64)"),
+    ]
+
+
+def _mover_ledger(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object]], first_year: int
+                  ) -> None:
+    n_all, n_arr, n_born, n_stay = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE absent_before AND age > 0),
+               count(*) FILTER (WHERE absent_before AND age = 0),
+               count(*) FILTER (WHERE NOT absent_before AND prev_department_id = department_id)
+        FROM arrivals
+    """).fetchone()
+    (n_first,) = con.execute(
+        f"SELECT count(*) FROM p WHERE department_id IS NOT NULL AND year = {first_year}").fetchone()
+    ledger += [
+        _ledger_row("in_movers", "first year (no t-1)", n_all + n_first, n_first,
+                    f"{first_year}: movers undefined"),
+        _ledger_row("in_movers", "stayed in department", n_all, n_stay, "not a move"),
+        _ledger_row("in_movers", "absent at t-1 (arrival)", n_all - n_stay, n_arr,
+                    "counted as n_arrivals"),
+        _ledger_row("in_movers", "newborn (age 0, absent at t-1)", n_all - n_stay - n_arr, n_born,
+                    "counted as n_newborns"),
+    ]
+
+
+def _finish_counts(frame: pd.DataFrame, first_year: int) -> None:
+    """Counts are 0 where nothing happened; mover counts are missing in the first year."""
+    count_cols = [c for c in frame.columns if c.startswith(("n_", "in_n_", "out_n_"))]
+    first = frame["year"].to_numpy() == first_year
+    for c in count_cols:
+        values = frame[c].fillna(0).astype("int64")
+        if c.startswith(("in_", "out_")) or c in ("n_in_movers", "n_out_movers", "n_arrivals",
+                                                   "n_newborns", "n_stayers", "n_exits"):
+            frame[c] = pd.array(np.where(first, 0, values), dtype="Int64")
+            frame.loc[first, c] = pd.NA
+        else:
+            frame[c] = values
+
+
+def _add_intensity(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: spec_mod.Spec,
+                   ledger: list[dict[str, object]], first_year: int) -> pd.DataFrame:
+    channels = spec.codes("lettings", "channel")
+    share_sql = ", ".join(
+        f"avg((channel = '{c}')::DOUBLE) AS intensity_{c}" for c in channels)
+    per_dept = con.execute(f"""
+        SELECT department_id, year, count(*) AS n_lettings, {share_sql}
+        FROM lettings GROUP BY 1, 2
+    """).df()
+    n_let = len(con.execute("SELECT 1 FROM lettings").fetchall())
+    n_unknown = con.execute("""SELECT count(*) FROM lettings l
+        WHERE l.department_id NOT IN (SELECT department_id FROM departments)""").fetchone()[0]
+    (n_outside,) = con.execute(f"""SELECT count(*) FROM lettings
+        WHERE year < {first_year} OR year > {int(frame['year'].max())}""").fetchone()
+    ledger.append(_ledger_row("lettings", "unknown department", n_let, n_unknown,
+                              "department_id not in departments"))
+    ledger.append(_ledger_row("lettings", "outside panel years", n_let - n_unknown, n_outside,
+                              "letting year not among the persons years"))
+    # Whole households of a linked main tenant: in-movers of t linked to lettings of t-1.
+    link_sql = ", ".join(
+        f"avg((l.channel = '{c}')::DOUBLE) AS in_channel_share_{c}" for c in channels)
+    linked = con.execute(f"""
+        WITH tenants AS (
+            SELECT l.department_id, l.year + 1 AS year, p.household_id, min(l.channel) AS channel
+            FROM lettings l JOIN p ON p.person_id = l.person_id AND p.year = l.year + 1
+                                  AND p.department_id = l.department_id
+            GROUP BY 1, 2, 3
+        )
+        SELECT a.department_id, a.year, count(*) AS n_in_movers_linked, {link_sql}
+        FROM arrivals a JOIN tenants l ON l.department_id = a.department_id AND l.year = a.year
+                                       AND l.household_id = a.household_id
+        WHERE a.prev_department_id IS DISTINCT FROM a.department_id AND NOT a.absent_before
+        GROUP BY 1, 2
+    """).df()
+    out = frame.merge(per_dept, on=["department_id", "year"], how="left")
+    out["n_lettings"] = out["n_lettings"].fillna(0).astype("int64")
+    out = out.merge(linked, on=["department_id", "year"], how="left")
+    first = out["year"].to_numpy() == first_year
+    out["n_in_movers_linked"] = pd.array(
+        np.where(first, 0, out["n_in_movers_linked"].fillna(0).to_numpy()), dtype="Int64")
+    out.loc[first, "n_in_movers_linked"] = pd.NA
+    return out
+
+
+def _spells(reg: Registers) -> pd.DataFrame:
+    """Tool spells per department: plan-level rows expanded to every department of their plan."""
+    adoption = reg.tool_adoption
+    depts = reg.departments[["department_id", "plan_id"]]
+    direct = adoption[adoption["department_id"].notna()].copy()
+    via_plan = adoption[adoption["department_id"].isna() & adoption["plan_id"].notna()]
+    via_plan = via_plan.drop(columns=["department_id"]).merge(
+        depts.dropna(subset=["plan_id"]), on="plan_id", how="inner")
+    spells = pd.concat([direct, via_plan], ignore_index=True)
+    spells["department_id"] = spells["department_id"].astype("int64")
+    spells["end"] = spells["end_year"].astype("float64").fillna(np.inf)
+    return spells[["department_id", "tool", "start_year", "end", "agreed_share"]]
+
+
+def _add_adoption(frame: pd.DataFrame, reg: Registers, spec: spec_mod.Spec,
+                  ledger: list[dict[str, object]]) -> pd.DataFrame:
+    spells = _spells(reg)
+    n_plan_rows = int((reg.tool_adoption["department_id"].isna()).sum())
+    ledger.append(_ledger_row("adoption", "plan-level spells expanded to departments",
+                              len(reg.tool_adoption), 0,
+                              f"{n_plan_rows} plan rows -> {len(spells)} department spells"))
+    tools = spec.codes("tool_adoption", "tool")
+    keys = frame[["department_id", "year"]]
+    new: dict[str, object] = {}
+    for tool in tools:
+        s = spells[spells["tool"] == tool]
+        first = s.groupby("department_id")["start_year"].min()
+        fy = keys["department_id"].map(first).astype("float64").to_numpy()
+        in_force = np.zeros(len(keys), dtype=bool)
+        share = np.full(len(keys), np.nan)
+        if len(s):
+            m = keys.reset_index().merge(s, on="department_id", how="inner")
+            active = (m["start_year"].to_numpy() <= m["year"].to_numpy()) & (
+                m["year"].to_numpy() <= m["end"].to_numpy())
+            act = m[active]
+            in_force[act["index"].unique()] = True
+            best = act.groupby("index")["agreed_share"].max()
+            share[best.index.to_numpy()] = best.to_numpy(dtype="float64")
+        new[f"first_year_{tool}"] = fy
+        new[f"in_force_{tool}"] = in_force
+        new[f"agreed_share_{tool}"] = share
+        new[f"cohort_{tool}"] = np.nan_to_num(fy, nan=0.0).astype("int64")
+    out = pd.concat([frame.reset_index(drop=True), pd.DataFrame(new)], axis=1)
+    lo, hi = spec.study.report_group_first_year, spec.study.report_group_last_year
+
+    def used(tool: str) -> pd.Series:
+        s = spells[(spells["tool"] == tool) & (spells["start_year"] <= hi) & (spells["end"] >= lo)]
+        return out["department_id"].isin(s["department_id"].unique())
+
+    ka, fu = used("municipal_referral"), used("flexible_letting")
+    group = np.select([ka & fu, ka & ~fu, ~ka & fu], ["both", "referral_only", "flexible_only"],
+                      default="neither").astype(object)
+    supported = out["department_id"].map(
+        reg.departments.set_index("department_id")["plan_id"].notna()).to_numpy(dtype=bool)
+    group[~supported] = None
+    out["report_group"] = group
+    out["supported"] = supported
+    return out
+
+
+def _add_department_columns(frame: pd.DataFrame, departments: pd.DataFrame) -> pd.DataFrame:
+    keep = [c for c in departments.columns if c != "department_id"]
+    return frame.merge(departments[["department_id", *keep]], on="department_id", how="left")
+
+
+def _order(frame: pd.DataFrame) -> pd.DataFrame:
+    front = ["department_id", "year", "organisation_id", "municipality_id", "plan_id", "supported",
+             "report_group", "n_dwellings"]
+    front = [c for c in front if c in frame.columns]
+    rest = [c for c in frame.columns if c not in front]
+    return frame[front + rest].sort_values(["department_id", "year"]).reset_index(drop=True)
