@@ -201,3 +201,40 @@ def test_build_validates_by_default() -> None:
         panel.build(reg.replace(persons=bad))
     with pytest.raises(impact.DataSpecError, match="foreign key"):
         panel.build(reg.replace(persons=bad), validate=False)
+
+
+def test_describe_pools_persons_within_groups(built: impact.panel.Panel, tmp_path) -> None:
+    from impact import describe
+
+    tidy = describe.trends(built.frame)
+    t = tidy.set_index(["figure", "report_group", "year"])
+    # Figure 7.4 (employment, stock): department 2 is the only "both" department
+    assert t.loc[("7.4", "both", 2004), "value"] == pytest.approx(0.5)
+    assert t.loc[("7.4", "referral_only", 2004), "value"] == pytest.approx(2 / 4)
+    assert t.loc[("7.4", "referral_only", 2004), "n_persons"] == 4
+    assert t.loc[("7.7", "referral_only", 2004), "value"] == pytest.approx(real(300_000, 2004))
+    assert t.loc[("7.5", "both", 2004), "value"] == pytest.approx(0.5)      # in-movers
+    assert t.loc[("7.6", "referral_only", 2004), "value"] == pytest.approx(1.0)  # out-movers
+    assert set(tidy["figure"]) <= {f"7.{i}" for i in range(1, 13)}
+    paths = describe.write_figures(tidy, tmp_path)
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_describe_pooling_weights_by_persons() -> None:
+    from impact import describe
+
+    frame = pd.DataFrame({
+        "department_id": [1, 2], "year": [2005, 2005], "report_group": ["both", "both"],
+        "n_residents": [10, 30], "n_non_western": [1, 15], "n_labour_force_18_64": [4, 12],
+        "n_qualifying_edu": [4, 0], "n_employed": [2, 12], "n_income_18_64": [1, 3],
+        "mean_household_income": [100.0, 200.0],
+        **{f"{p}{c}": [np.nan, np.nan] for p in ("in_", "out_") for c in (
+            "n_non_western", "n_labour_force_18_64", "n_qualifying_edu", "n_employed",
+            "n_income_18_64", "mean_household_income")},
+        "n_in_movers": [0, 0], "n_out_movers": [0, 0],
+    })
+    t = describe.trends(frame).set_index(["figure", "report_group", "year"])["value"]
+    assert t[("7.10", "both", 2005)] == pytest.approx(16 / 40)   # not (0.1 + 0.5) / 2
+    assert t[("7.1", "both", 2005)] == pytest.approx(4 / 16)
+    assert t[("7.4", "both", 2005)] == pytest.approx(14 / 16)
+    assert t[("7.7", "both", 2005)] == pytest.approx((100 + 600) / 4)
