@@ -141,9 +141,9 @@ def run_study(*, data: str | Path | None = None, out: str | Path = "results",
         If the registers break the data contract (nothing is written then).
     """
     config = config or RunConfig()
-    steps = _steps()
-    progress = progress or Progress(total=2 + len(steps) + 1)
     data_path = Path(data) if data is not None else None
+    steps = _steps(simulated=data_path is None)
+    progress = progress or Progress(total=2 + len(steps) + 1)
     registers, hashes = load_inputs(data_path, config, progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -163,8 +163,6 @@ def run_study(*, data: str | Path | None = None, out: str | Path = "results",
 
 def _write_registers(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]
                      ) -> None:
-    if not state["simulated"]:
-        return
     io.write_registers(registers, out / "registers")
     from impact import simulate
 
@@ -173,9 +171,30 @@ def _write_registers(registers: Registers, out: Path, config: RunConfig, state: 
     print(table.to_string(index=False), file=sys.stderr)
 
 
-def _steps() -> list[tuple[str, Step]]:
-    """The steps after validation, in data-flow order; a step whose module is absent is skipped."""
+def _build_panel(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
+    from impact import panel
+
+    result = panel.build(registers, validate=False)
+    state["panel"] = result
+    result.frame.to_parquet(out / "panel.parquet", index=False)
+    result.attrition.to_csv(out / "attrition.csv", index=False)
+    print(result.attrition.to_string(index=False), file=sys.stderr)
+
+
+def _describe(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
+    from impact import describe
+
+    frame = state["panel"].frame
+    tidy = describe.trends(frame)
+    describe.write_figures(tidy, out / "figures" / "report")
+    describe.group_sizes(frame).to_csv(out / "figures" / "report" / "group_sizes.csv", index=False)
+
+
+def _steps(*, simulated: bool) -> list[tuple[str, Step]]:
+    """The steps after validation, in data-flow order."""
     steps: list[tuple[str, Step]] = []
-    if has_module("impact.simulate"):
+    if simulated:
         steps.append(("Writing simulated registers and calibration table", _write_registers))
+    steps.append(("Building the department-year panel", _build_panel))
+    steps.append(("Report figures 7.1-7.12 (descriptive trends by group)", _describe))
     return steps
