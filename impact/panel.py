@@ -85,21 +85,25 @@ class Panel:
                 f"{f.shape[1]} columns)")
 
 
-def _measures_sql(prefix: str) -> str:
-    """The aggregate SELECT list of the four measures and their counts, over relation ``x``."""
-    adult = "x.age BETWEEN 18 AND 64"
-    lf = f"{adult} AND x.in_labour_force"
+def _measures_sql(prefix: str, col: str = "x.") -> str:
+    """The aggregate SELECT list of the four measures and their counts.
+
+    ``prefix`` names the output columns (``""``, ``"in_"``, ``"out_"``); ``col`` is how the person
+    attributes are referred to in the FROM relation (e.g. ``"x."`` or ``"x.c_"``).
+    """
+    adult = f"{col}age BETWEEN 18 AND 64"
+    lf = f"{adult} AND {col}in_labour_force"
     p = prefix
     return f""",
         count(*) AS {p}n_residents,
-        count(*) FILTER (WHERE x.non_western) AS {p}n_non_western,
+        count(*) FILTER (WHERE {col}non_western) AS {p}n_non_western,
         count(*) FILTER (WHERE {lf}) AS {p}n_labour_force_18_64,
-        count(*) FILTER (WHERE {lf} AND x.education BETWEEN 20 AND 80) AS {p}n_qualifying_edu,
-        count(*) FILTER (WHERE {lf} AND x.employed) AS {p}n_employed,
-        count(x.income_real) FILTER (WHERE {adult}) AS {p}n_income_18_64,
-        count(*) FILTER (WHERE {adult} AND x.income_real IS NULL) AS {p}n_income_missing_18_64,
-        avg(x.income_real) FILTER (WHERE {adult}) AS {p}mean_household_income,
-        avg(x.income_nominal) FILTER (WHERE {adult}) AS {p}mean_household_income_nominal"""
+        count(*) FILTER (WHERE {lf} AND {col}education BETWEEN 20 AND 80) AS {p}n_qualifying_edu,
+        count(*) FILTER (WHERE {lf} AND {col}employed) AS {p}n_employed,
+        count({col}income_real) FILTER (WHERE {adult}) AS {p}n_income_18_64,
+        count(*) FILTER (WHERE {adult} AND {col}income_real IS NULL) AS {p}n_income_missing_18_64,
+        avg({col}income_real) FILTER (WHERE {adult}) AS {p}mean_household_income,
+        avg({col}income_nominal) FILTER (WHERE {adult}) AS {p}mean_household_income_nominal"""
 
 
 def _shares(frame: pd.DataFrame, prefix: str) -> None:
@@ -114,6 +118,55 @@ def _shares(frame: pd.DataFrame, prefix: str) -> None:
             lf > 0, frame[f"{p}n_employed"].to_numpy(dtype="float64") / lf, np.nan)
         frame[f"{p}share_non_western"] = np.where(
             res > 0, frame[f"{p}n_non_western"].to_numpy(dtype="float64") / res, np.nan)
+
+
+def _move_flags(persons: pd.DataFrame, first_year: int, last_year: int) -> pd.DataFrame:
+    """Per person-year: how the person got here from *t-1* and where they are at *t+1*.
+
+    One sort of the (person, year) key puts each person's years side by side, so the previous and
+    next year are neighbours (cheaper than a self-join at national scale).
+
+    Returns
+    -------
+    DataFrame
+        Boolean columns, aligned with ``persons``: ``moved_in`` (in a department at *t*, present at
+        *t-1* elsewhere or outside social housing), ``from_social_housing``, ``arrived`` (absent at
+        *t-1*), ``stayed`` (same department at *t-1*), ``moved_out`` (in a department at *t*, present
+        at *t+1* elsewhere or outside), ``to_social_housing``, ``exited`` (absent at *t+1*).
+    """
+    pid = persons["person_id"].to_numpy(dtype="int64")
+    year = persons["year"].to_numpy(dtype="int64")
+    dep = persons["department_id"].to_numpy(dtype="float64", na_value=np.nan)
+    span = int(year.max() - year.min()) + 2
+    key = pid * span + (year - year.min())
+    order = np.argsort(key, kind="stable")
+    step = np.diff(key[order]) == 1  # same person, consecutive years
+    dep_s = dep[order]
+    has_prev_s = np.r_[False, step]
+    has_next_s = np.r_[step, False]
+    prev_s = np.r_[np.nan, dep_s[:-1]]
+    next_s = np.r_[dep_s[1:], np.nan]
+
+    def back(sorted_values: np.ndarray) -> np.ndarray:
+        out = np.empty_like(sorted_values)
+        out[order] = sorted_values
+        return out
+
+    has_prev, has_next = back(has_prev_s), back(has_next_s)
+    prev_dep, next_dep = back(prev_s), back(next_s)
+    here = ~np.isnan(dep)
+    prev_in, next_in = ~np.isnan(prev_dep), ~np.isnan(next_dep)
+    moved_in = here & has_prev & ~(prev_in & (prev_dep == dep)) & (year > first_year)
+    moved_out = here & has_next & ~(next_in & (next_dep == dep))
+    return pd.DataFrame({
+        "moved_in": moved_in,
+        "from_social_housing": moved_in & prev_in,
+        "arrived": here & ~has_prev & (year > first_year),
+        "stayed": here & has_prev & prev_in & (prev_dep == dep),
+        "moved_out": moved_out,
+        "to_social_housing": moved_out & next_in,
+        "exited": here & ~has_next & (year < last_year),
+    }, index=persons.index)
 
 
 def _ledger_row(step: str, name: str, rows_in: int, removed: int, note: str) -> dict[str, object]:
@@ -162,9 +215,10 @@ def _build(con: duckdb.DuckDBPyConnection, reg: Registers, spec: spec_mod.Spec) 
     years = np.sort(persons["year"].unique())
     if len(years) == 0:
         raise DataSpecError([Violation("persons", "year", "not empty", 0, (), "no person-years")])
-    first_year = int(years[0])
+    first_year, last_year = int(years[0]), int(years[-1])
     deflate = pd.DataFrame({"year": years.astype("int64"),
                             "factor": spec_mod.deflator(years, base_year=spec.study.price_base_year)})
+    persons = pd.concat([persons, _move_flags(persons, first_year, last_year)], axis=1)
     for name, frame in {"persons_raw": persons, "households": households, "deflate": deflate,
                         "departments": departments[["department_id"]],
                         "lettings": reg.lettings}.items():
@@ -176,7 +230,9 @@ def _build(con: duckdb.DuckDBPyConnection, reg: Registers, spec: spec_mod.Spec) 
                pr.employed::BOOLEAN AS employed, pr.education,
                h.disposable_income AS income_nominal,
                h.disposable_income * d.factor AS income_real,
-               (dep.department_id IS NOT NULL) AS known_department
+               (dep.department_id IS NOT NULL) AS known_department,
+               pr.moved_in, pr.from_social_housing, pr.arrived, pr.stayed, pr.moved_out,
+               pr.to_social_housing, pr.exited
         FROM persons_raw pr
         LEFT JOIN households h ON h.household_id = pr.household_id AND h.year = pr.year
         LEFT JOIN deflate d ON d.year = pr.year
@@ -205,49 +261,27 @@ def _build(con: duckdb.DuckDBPyConnection, reg: Registers, spec: spec_mod.Spec) 
         FROM p x WHERE x.department_id IS NOT NULL GROUP BY 1, 2
     """).df()
 
-    # In-movers: in d at t, present at t-1 elsewhere (or outside social housing).
-    con.execute(f"""
-        CREATE TEMP TABLE arrivals AS
-        SELECT cur.*, prev.person_id IS NULL AS absent_before,
-               prev.department_id AS prev_department_id
-        FROM p cur LEFT JOIN p prev ON prev.person_id = cur.person_id AND prev.year = cur.year - 1
-        WHERE cur.department_id IS NOT NULL AND cur.year > {first_year}
-    """)
+    # In-movers of t are described at t; out-movers of t at t-1 (their row of t-1, year + 1).
     in_movers = con.execute(f"""
         SELECT x.department_id, x.year {_measures_sql("in_")},
-               count(*) FILTER (WHERE x.prev_department_id IS NOT NULL)
-                   AS in_n_from_social_housing
-        FROM arrivals x
-        WHERE NOT x.absent_before AND x.prev_department_id IS DISTINCT FROM x.department_id
-        GROUP BY 1, 2
+               count(*) FILTER (WHERE x.from_social_housing) AS in_n_from_social_housing
+        FROM p x WHERE x.moved_in GROUP BY 1, 2
     """).df().rename(columns={"in_n_residents": "n_in_movers"})
     other_in = con.execute("""
         SELECT department_id, year,
-               count(*) FILTER (WHERE absent_before AND age > 0) AS n_arrivals,
-               count(*) FILTER (WHERE absent_before AND age = 0) AS n_newborns,
-               count(*) FILTER (WHERE NOT absent_before AND prev_department_id = department_id)
-                   AS n_stayers
-        FROM arrivals GROUP BY 1, 2
-    """).df()
-    # Out-movers: in d at t-1, present at t elsewhere (or outside social housing).
+               count(*) FILTER (WHERE arrived AND age > 0) AS n_arrivals,
+               count(*) FILTER (WHERE arrived AND age = 0) AS n_newborns,
+               count(*) FILTER (WHERE stayed) AS n_stayers
+        FROM p WHERE department_id IS NOT NULL AND year > ? GROUP BY 1, 2
+    """, [first_year]).df()
     out_movers = con.execute(f"""
-        WITH leavers AS (
-            SELECT prev.*, prev.year + 1 AS panel_year, nxt.person_id IS NULL AS absent_after,
-                   nxt.department_id AS next_department_id
-            FROM p prev LEFT JOIN p nxt ON nxt.person_id = prev.person_id AND nxt.year = prev.year + 1
-            WHERE prev.department_id IS NOT NULL AND prev.year < {int(years[-1])}
-        )
-        SELECT x.department_id, x.panel_year AS year {_measures_sql("out_")},
-               count(*) FILTER (WHERE x.next_department_id IS NOT NULL) AS out_n_to_social_housing
-        FROM leavers x
-        WHERE NOT x.absent_after AND x.next_department_id IS DISTINCT FROM x.department_id
-        GROUP BY 1, 2
+        SELECT x.department_id, x.year + 1 AS year {_measures_sql("out_")},
+               count(*) FILTER (WHERE x.to_social_housing) AS out_n_to_social_housing
+        FROM p x WHERE x.moved_out GROUP BY 1, 2
     """).df().rename(columns={"out_n_residents": "n_out_movers"})
-    exits = con.execute(f"""
-        SELECT prev.department_id, prev.year + 1 AS year, count(*) AS n_exits
-        FROM p prev LEFT JOIN p nxt ON nxt.person_id = prev.person_id AND nxt.year = prev.year + 1
-        WHERE prev.department_id IS NOT NULL AND prev.year < {int(years[-1])} AND nxt.person_id IS NULL
-        GROUP BY 1, 2
+    exits = con.execute("""
+        SELECT department_id, year + 1 AS year, count(*) AS n_exits
+        FROM p WHERE exited GROUP BY 1, 2
     """).df()
     _mover_ledger(con, ledger, first_year)
 
@@ -295,11 +329,10 @@ def _stock_filters(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object
 def _mover_ledger(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object]], first_year: int
                   ) -> None:
     n_all, n_arr, n_born, n_stay = con.execute("""
-        SELECT count(*), count(*) FILTER (WHERE absent_before AND age > 0),
-               count(*) FILTER (WHERE absent_before AND age = 0),
-               count(*) FILTER (WHERE NOT absent_before AND prev_department_id = department_id)
-        FROM arrivals
-    """).fetchone()
+        SELECT count(*), count(*) FILTER (WHERE arrived AND age > 0),
+               count(*) FILTER (WHERE arrived AND age = 0), count(*) FILTER (WHERE stayed)
+        FROM p WHERE department_id IS NOT NULL AND year > ?
+    """, [first_year]).fetchone()
     (n_first,) = con.execute(
         f"SELECT count(*) FROM p WHERE department_id IS NOT NULL AND year = {first_year}").fetchone()
     ledger += [
@@ -356,9 +389,9 @@ def _add_intensity(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: sp
             GROUP BY 1, 2, 3
         )
         SELECT a.department_id, a.year, count(*) AS n_in_movers_linked, {link_sql}
-        FROM arrivals a JOIN tenants l ON l.department_id = a.department_id AND l.year = a.year
-                                       AND l.household_id = a.household_id
-        WHERE a.prev_department_id IS DISTINCT FROM a.department_id AND NOT a.absent_before
+        FROM p a JOIN tenants l ON l.department_id = a.department_id AND l.year = a.year
+                                AND l.household_id = a.household_id
+        WHERE a.moved_in
         GROUP BY 1, 2
     """).df()
     out = frame.merge(per_dept, on=["department_id", "year"], how="left")

@@ -14,7 +14,7 @@ from typing import Any
 _WHERE = {
     "twfe": "impact.did.twfe",
     "event_study": "impact.did.twfe",
-    "att_gt": "impact.did.att_gt",
+    "att_gt": "impact.did.callaway_santanna",
     "dose_response": "impact.did.dose_response",
     "bacon": "impact.did.bacon",
 }
@@ -23,5 +23,7 @@ __all__ = sorted(_WHERE)
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
+        obj = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = obj
+        return obj
     raise AttributeError(f"module 'impact.did' has no attribute {name!r}")

@@ -1,0 +1,426 @@
+"""Result objects of :func:`impact.did.att_gt`: ATT(g,t) table, aggregations, pre-test.
+
+:class:`AttGtResult` holds the group-time effects and their influence functions;
+:meth:`AttGtResult.aggregate` reproduces R's ``did::aggte`` (see :mod:`impact.did._cs_aggregate`)
+and returns an :class:`AggregateResult`. Bootstrap draws are seeded from the entropy recorded by
+:func:`impact.did.att_gt`, so repeated calls give identical numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from scipy import stats
+
+from impact.did import _cs_report as rep
+from impact.did._cs_aggregate import aggregate_cells
+from impact.did._cs_bootstrap import analytic_se, multiplier_bootstrap
+from impact.errors import EstimationError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["AggregateResult", "AttGtResult", "OverallEffect", "PreTest"]
+
+FloatArray = NDArray[np.float64]
+SeedLike = int | np.random.SeedSequence | np.random.Generator | None
+_KINDS = ("simple", "dynamic", "group", "calendar")
+_KEY = {"dynamic": "event_time", "group": "cohort", "calendar": "time"}
+
+
+@dataclass(frozen=True)
+class OverallEffect:
+    """One summary effect with its standard error and pointwise confidence interval."""
+
+    att: float
+    se: float
+    lower: float
+    upper: float
+
+    def to_series(self) -> pd.Series:
+        """The four numbers as a pandas Series."""
+        return pd.Series({"att": self.att, "se": self.se, "lower": self.lower, "upper": self.upper})
+
+
+@dataclass(frozen=True)
+class PreTest:
+    """Wald pre-test that all pre-treatment ATT(g,t) are zero (R's "P-value for pre-test").
+
+    ``stat = n * b' V^-1 b`` over the pre-treatment cells with a non-zero analytic variance, ``V``
+    the analytic covariance of the influence functions (cluster-robust when clustering; R omits the
+    test when it bootstraps with clusters), compared with chi-squared(``df``).
+    """
+
+    stat: float
+    df: int
+    p_value: float
+
+
+def _check_choice(name: str, value: object, options: Sequence[str], where: str = "att_gt") -> None:
+    if value not in options:
+        raise EstimationError(f"{where}: {name} must be one of {list(options)}, got {value!r}")
+
+
+def _entropy(seed: SeedLike) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]
+    if isinstance(seed, np.random.Generator):
+        return int(seed.integers(0, 2**63 - 1))
+    if isinstance(seed, np.random.SeedSequence):
+        return int(seed.generate_state(2, dtype=np.uint64)[0])
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and seed >= 0:
+        return int(seed)
+    raise EstimationError(
+        f"att_gt: seed must be a non-negative int, SeedSequence or Generator, got {seed!r}"
+    )
+
+
+def _rng(entropy: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=key))
+
+
+def _critical_value(crit: float, alpha: float, where: str) -> float:
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    if not np.isfinite(crit):
+        warnings.warn(f"{where}: uniform critical value unavailable; using pointwise", stacklevel=3)
+        return z
+    if crit < z:
+        warnings.warn(
+            f"{where}: uniform band narrower than pointwise; using pointwise", stacklevel=3
+        )
+        return z
+    if crit >= 7:
+        warnings.warn(
+            f"{where}: simultaneous critical value {crit:.2f} >= 7 may be unreliable "
+            "(small cohorts or little outcome variation)",
+            stacklevel=3,
+        )
+    return crit
+
+
+@dataclass(frozen=True, eq=False)
+class AggregateResult:
+    """An aggregation of ATT(g,t) (:meth:`AttGtResult.aggregate`).
+
+    Attributes
+    ----------
+    kind
+        ``"simple"``, ``"dynamic"``, ``"group"`` or ``"calendar"``.
+    overall
+        Overall effect with a pointwise ``1 - alpha`` interval.
+    by
+        One row per event time / cohort / period (``event_time``, ``cohort`` or ``time``, then
+        att, se, lower, upper; bands are uniform when bootstrapped with ``cband``); empty for
+        ``"simple"``.
+    crit_value
+        Critical value used for ``by``.
+    influence
+        n x (1 + len(by)) influence functions (overall first).
+    """
+
+    kind: str
+    overall: OverallEffect
+    by: pd.DataFrame
+    crit_value: float
+    alpha: float
+    n_boot: int
+    cband: bool
+    influence: FloatArray = field(repr=False)
+    settings: Mapping[str, Any] = field(repr=False)
+
+    def tidy(self) -> pd.DataFrame:
+        """Overall and per-key estimates in long (broom-like) form."""
+        rows = [{"term": "overall", "key": np.nan, **self.overall.to_series().to_dict()}]
+        if self.kind != "simple":
+            col = _KEY[self.kind]
+            for r in self.by.itertuples(index=False):
+                rec = r._asdict()
+                rows.append(
+                    {
+                        "term": f"{col}={rec[col]:g}",
+                        "key": rec[col],
+                        **{k: rec[k] for k in ("att", "se", "lower", "upper")},
+                    }
+                )
+        out = pd.DataFrame(rows).rename(
+            columns={
+                "att": "estimate",
+                "se": "std_error",
+                "lower": "conf_low",
+                "upper": "conf_high",
+            }
+        )
+        out.insert(0, "aggregation", self.kind)
+        return out
+
+    def summary(self) -> str:
+        """A text report like R's ``summary(aggte(...))``."""
+        lines = [f"Aggregated ATT ({self.kind}), Callaway & Sant'Anna (2021)", ""]
+        lines += rep.table_text(
+            pd.DataFrame([self.overall.to_series()]).assign(key="overall")[
+                ["att", "se", "lower", "upper"]
+            ],
+            [],
+            f"{100 * (1 - self.alpha):g}% pointwise interval",
+        )
+        if self.kind != "simple":
+            lines += [
+                "",
+                *rep.table_text(
+                    self.by, [_KEY[self.kind]], rep.band_label(self.n_boot, self.cband, self.alpha)
+                ),
+            ]
+        lines += ["", rep.settings_line(dict(self.settings))]
+        return "\n".join(lines)
+
+    def plot(self) -> Figure:
+        """Estimates with intervals against event time / cohort / period (matplotlib Figure)."""
+        if self.kind == "simple":
+            raise EstimationError("aggregate('simple') has a single estimate; nothing to plot")
+        fig, (ax,) = rep.new_figure()
+        col = _KEY[self.kind]
+        key = self.by[col].to_numpy(dtype=float)
+        pre = key < 0 if self.kind == "dynamic" else np.zeros(key.size, dtype=bool)
+        rep.estimate_axes(
+            ax,
+            key,
+            self.by["att"].to_numpy(),
+            self.by["lower"].to_numpy(),
+            self.by["upper"].to_numpy(),
+            pre,
+            cut=-0.5 if self.kind == "dynamic" else np.nan,
+            xlabel=col.replace("_", " "),
+            title=f"ATT by {col.replace('_', ' ')}",
+        )
+        return fig
+
+
+@dataclass(frozen=True, eq=False)
+class AttGtResult:
+    """Result of :func:`att_gt`.
+
+    Attributes
+    ----------
+    att_gt
+        One row per (cohort, time): cohort, time, event_time, base_period, post, att, se, lower,
+        upper, n_treated, n_control.
+    pretest
+        Wald pre-test of the pre-treatment ATT(g,t), or None when unavailable.
+    crit_value
+        Critical value of the intervals in ``att_gt`` (sup-t when bootstrapped with ``cband``).
+    vcov
+        Analytic covariance matrix of the ATT(g,t) (cluster-robust when clustering).
+    influence
+        n x K influence functions (R's ``inffunc``), rows in ``unit_ids`` order.
+    n_rows_dropped
+        Rows removed for missing or non-finite outcome/covariates.
+    notes
+        Every recoding or removal of data and every failed cell, in words.
+    """
+
+    att_gt: pd.DataFrame
+    pretest: PreTest | None
+    crit_value: float
+    vcov: FloatArray = field(repr=False)
+    influence: FloatArray = field(repr=False)
+    unit_ids: NDArray = field(repr=False)
+    unit_weights: FloatArray = field(repr=False)
+    unit_cohort: FloatArray = field(repr=False)
+    cluster_codes: NDArray[np.int64] | None = field(repr=False)
+    periods: FloatArray = field(repr=False)
+    settings: Mapping[str, Any] = field(repr=False)
+    n_rows_dropped: int = 0
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_units(self) -> int:
+        """Number of units in the estimation."""
+        return int(self.influence.shape[0])
+
+    def aggregate(
+        self,
+        kind: Literal["simple", "dynamic", "group", "calendar"] = "group",
+        *,
+        min_e: float = -math.inf,
+        max_e: float = math.inf,
+        balance_e: int | None = None,
+        n_boot: int | None = None,
+        alpha: float | None = None,
+        cband: bool | None = None,
+        na_rm: bool = False,
+        seed: SeedLike = None,
+    ) -> AggregateResult:
+        """Aggregate ATT(g,t) as R's ``aggte``.
+
+        Parameters
+        ----------
+        kind
+            ``"simple"`` (weighted average of post-treatment cells), ``"dynamic"`` (event study),
+            ``"group"`` (by cohort) or ``"calendar"`` (by period).
+        min_e, max_e
+            Event-time window (``dynamic``; ``max_e`` also limits ``simple``/``group``).
+        balance_e
+            Keep only cohorts observed at least ``balance_e`` periods after treatment (dynamic).
+        n_boot, alpha, cband
+            Inference settings; default to those of :func:`att_gt`.
+        na_rm
+            Drop NaN ATT(g,t) cells instead of raising.
+        seed
+            Bootstrap seed; default derived from the :func:`att_gt` seed and ``kind``
+            (so repeated calls give identical results).
+
+        Returns
+        -------
+        AggregateResult
+        """
+        _check_choice("kind", kind, _KINDS, "aggregate")
+        if balance_e is not None and (int(balance_e) != balance_e or balance_e < 0):
+            raise EstimationError(
+                f"aggregate: balance_e must be a non-negative integer, got {balance_e!r}"
+            )
+        n_boot = int(self.settings["n_boot"] if n_boot is None else n_boot)
+        alpha = float(self.settings["alpha"] if alpha is None else alpha)
+        cband = bool(self.settings["cband"] if cband is None else cband)
+        if n_boot < 0 or not 0 < alpha < 1:
+            raise EstimationError("aggregate: n_boot must be >= 0 and alpha in (0, 1)")
+        tab = self.att_gt
+        att = tab["att"].to_numpy(dtype=float)
+        ok = np.isfinite(att)
+        if not ok.all() and not na_rm:
+            bad = tab.loc[~ok, ["cohort", "time"]].itertuples(index=False)
+            raise EstimationError(
+                "aggregate: ATT(g,t) is NaN for cells "
+                + ", ".join(f"({c:g},{t:g})" for c, t in bad)
+                + "; pass na_rm=True to drop them"
+            )
+        if kind == "group" and na_rm:
+            post = (tab["time"] >= tab["cohort"]) & (tab["time"] <= tab["cohort"] + max_e)
+            bad_g = tab.loc[post & ~ok, "cohort"].unique()
+            ok &= ~tab["cohort"].isin(bad_g).to_numpy()
+        if not ok.any():
+            raise EstimationError("aggregate: all ATT(g,t) are NaN")
+        core = aggregate_cells(
+            kind,
+            cohort=tab["cohort"].to_numpy(dtype=float)[ok],
+            time=tab["time"].to_numpy(dtype=float)[ok],
+            att=att[ok],
+            influence=self.influence[:, ok],
+            unit_weights=self.unit_weights,
+            unit_cohort=self.unit_cohort,
+            periods=self.periods,
+            min_e=min_e,
+            max_e=max_e,
+            balance_e=None if balance_e is None else int(balance_e),
+        )
+        inf = np.column_stack([core.overall_inf, core.by_inf])
+        z = float(stats.norm.ppf(1 - alpha / 2))
+        crit = z
+        if n_boot > 0:
+            rng = (
+                _rng(self.settings["entropy"], 1, _KINDS.index(kind))
+                if seed is None
+                else _rng(_entropy(seed), 1)
+            )
+            band = np.r_[False, np.ones(core.by_att.size, dtype=bool)]
+            boot = multiplier_bootstrap(inf, self.cluster_codes, n_boot, alpha, rng, band)
+            se = boot.se
+            if cband and core.by_att.size:
+                crit = _critical_value(boot.crit_value, alpha, f"aggregate({kind!r})")
+        else:
+            se = analytic_se(inf, self.cluster_codes)
+        se = np.where(np.isfinite(se) & (se > np.sqrt(np.finfo(float).eps) * 10), se, np.nan)
+        overall = OverallEffect(
+            core.overall_att,
+            float(se[0]),
+            core.overall_att - z * se[0],
+            core.overall_att + z * se[0],
+        )
+        by = pd.DataFrame(
+            {
+                "att": core.by_att,
+                "se": se[1:],
+                "lower": core.by_att - crit * se[1:],
+                "upper": core.by_att + crit * se[1:],
+            }
+        )
+        if kind != "simple":
+            by.insert(0, _KEY[kind], core.by_key)
+        return AggregateResult(
+            kind=kind,
+            overall=overall,
+            by=by,
+            crit_value=crit,
+            alpha=alpha,
+            n_boot=n_boot,
+            cband=cband,
+            influence=inf,
+            settings=self.settings,
+        )
+
+    def tidy(self) -> pd.DataFrame:
+        """ATT(g,t) in long (broom-like) form with uniform and pointwise intervals."""
+        t = self.att_gt
+        z = float(stats.norm.ppf(1 - self.settings["alpha"] / 2))
+        return pd.DataFrame(
+            {
+                "term": [f"ATT({g:g},{s:g})" for g, s in zip(t["cohort"], t["time"], strict=True)],
+                "cohort": t["cohort"],
+                "time": t["time"],
+                "event_time": t["event_time"],
+                "estimate": t["att"],
+                "std_error": t["se"],
+                "conf_low": t["lower"],
+                "conf_high": t["upper"],
+                "point_conf_low": t["att"] - z * t["se"],
+                "point_conf_high": t["att"] + z * t["se"],
+            }
+        )
+
+    def summary(self) -> str:
+        """A text report like R's ``summary(att_gt(...))``, with the pre-test p-value."""
+        lines = ["Group-time average treatment effects, Callaway & Sant'Anna (2021)", ""]
+        lines += rep.table_text(
+            self.att_gt,
+            ["cohort", "time"],
+            rep.band_label(self.settings["n_boot"], self.settings["cband"], self.settings["alpha"]),
+        )
+        lines.append("")
+        if self.pretest is None:
+            lines.append("Pre-test of parallel trends: not available")
+        else:
+            p = self.pretest
+            lines.append(
+                f"P-value for pre-test of parallel trends assumption: {p.p_value:.5f} "
+                f"(Wald chi2({p.df}) = {p.stat:.4f})"
+            )
+        lines.append(rep.settings_line(dict(self.settings)))
+        if self.n_rows_dropped:
+            lines.append(f"Rows dropped for missing data: {self.n_rows_dropped}")
+        return "\n".join(lines)
+
+    def plot(self) -> Figure:
+        """ATT(g,t) with intervals, one panel per cohort (matplotlib Figure, no pyplot state)."""
+        cohorts = self.att_gt["cohort"].unique()
+        fig, axes = rep.new_figure(len(cohorts))
+        for ax, g in zip(axes, cohorts, strict=True):
+            d = self.att_gt[self.att_gt["cohort"] == g]
+            rep.estimate_axes(
+                ax,
+                d["time"].to_numpy(dtype=float),
+                d["att"].to_numpy(),
+                d["lower"].to_numpy(),
+                d["upper"].to_numpy(),
+                ~d["post"].to_numpy(dtype=bool),
+                cut=g - 0.5,
+                xlabel="time",
+                title=f"cohort {g:g}",
+            )
+        fig.tight_layout()
+        return fig
