@@ -6,8 +6,8 @@ a fresh subprocess (so peak memory is per engine):
 
 - ``duckdb_stock``: a hand-written DuckDB query of the stock measures straight from the parquet files;
 - ``duckdb_stock_movers``: the same plus in- and out-movers;
-- ``impact_panel``: ``impact.io.read_registers`` + ``impact.panel.build(validate=False)``;
-- ``impact_panel_validated``: the same with validation.
+- ``impact_panel``: ``impact.panel.build(folder, validate=False)`` (DuckDB reads the parquet files);
+- ``impact_panel_validated``: ``impact.io.read_registers`` + validation + ``impact.panel.build``.
 
 Usage: ``python benchmarks/bench_panel.py [--persons 1100000] [--repeats 2]``. Prints a table of rows,
 seconds (best of the repeats), peak resident memory and the ratio to the DuckDB stock baseline.
@@ -110,10 +110,9 @@ def run_engine(engine: str, folder: str) -> dict[str, float]:
         if engine == "duckdb_stock_movers":
             rows += len(con.execute(MOVERS_SQL.format(d=folder)).df())
     else:
-        from impact import io, panel
+        from impact import panel
 
-        reg = io.read_registers(folder)
-        rows = len(panel.build(reg, validate=engine == "impact_panel_validated").frame)
+        rows = len(panel.build(folder, validate=engine == "impact_panel_validated").frame)
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 

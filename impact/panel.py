@@ -46,6 +46,7 @@ for 12 million person-years (see ``benchmarks/bench_panel.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -120,7 +121,8 @@ def _shares(frame: pd.DataFrame, prefix: str) -> None:
             res > 0, frame[f"{p}n_non_western"].to_numpy(dtype="float64") / res, np.nan)
 
 
-def _move_flags(persons: pd.DataFrame, first_year: int, last_year: int) -> pd.DataFrame:
+def _move_flags(pid: np.ndarray, year: np.ndarray, dep: np.ndarray, first_year: int,
+                last_year: int) -> pd.DataFrame:
     """Per person-year: how the person got here from *t-1* and where they are at *t+1*.
 
     One sort of the (person, year) key puts each person's years side by side, so the previous and
@@ -129,14 +131,11 @@ def _move_flags(persons: pd.DataFrame, first_year: int, last_year: int) -> pd.Da
     Returns
     -------
     DataFrame
-        Boolean columns, aligned with ``persons``: ``moved_in`` (in a department at *t*, present at
+        ``person_id``, ``year`` and boolean columns, row by row as given: ``moved_in`` (in a department at *t*, present at
         *t-1* elsewhere or outside social housing), ``from_social_housing``, ``arrived`` (absent at
         *t-1*), ``stayed`` (same department at *t-1*), ``moved_out`` (in a department at *t*, present
         at *t+1* elsewhere or outside), ``to_social_housing``, ``exited`` (absent at *t+1*).
     """
-    pid = persons["person_id"].to_numpy(dtype="int64")
-    year = persons["year"].to_numpy(dtype="int64")
-    dep = persons["department_id"].to_numpy(dtype="float64", na_value=np.nan)
     span = int(year.max() - year.min()) + 2
     key = pid * span + (year - year.min())
     order = np.argsort(key, kind="stable")
@@ -159,6 +158,7 @@ def _move_flags(persons: pd.DataFrame, first_year: int, last_year: int) -> pd.Da
     moved_in = here & has_prev & ~(prev_in & (prev_dep == dep)) & (year > first_year)
     moved_out = here & has_next & ~(next_in & (next_dep == dep))
     return pd.DataFrame({
+        "person_id": pid, "year": year,
         "moved_in": moved_in,
         "from_social_housing": moved_in & prev_in,
         "arrived": here & ~has_prev & (year > first_year),
@@ -166,7 +166,7 @@ def _move_flags(persons: pd.DataFrame, first_year: int, last_year: int) -> pd.Da
         "moved_out": moved_out,
         "to_social_housing": moved_out & next_in,
         "exited": here & ~has_next & (year < last_year),
-    }, index=persons.index)
+    })
 
 
 def _ledger_row(step: str, name: str, rows_in: int, removed: int, note: str) -> dict[str, object]:
@@ -174,13 +174,17 @@ def _ledger_row(step: str, name: str, rows_in: int, removed: int, note: str) -> 
             "rows_out": int(rows_in - removed), "note": note}
 
 
-def build(registers: Registers, *, validate: bool = True, threads: int | None = None) -> Panel:
+def build(registers: Registers | str | Path, *, validate: bool = True, threads: int | None = None
+          ) -> Panel:
     """Build the department-year panel from register tables.
 
     Parameters
     ----------
     registers
-        The five input tables (see ``data_spec/``).
+        The five input tables (see ``data_spec/``), or a folder of ``<table>.parquet`` files. With a
+        folder and ``validate=False`` DuckDB reads the large tables straight from parquet (fastest,
+        least memory: national scale); otherwise the folder is read with
+        :func:`impact.io.read_registers`.
     validate
         Check the tables against the data contract first (default). Pass ``False`` only for tables
         that were just validated.
@@ -197,32 +201,54 @@ def build(registers: Registers, *, validate: bool = True, threads: int | None = 
     DataSpecError
         If the tables break the data contract, or persons refer to unknown departments.
     """
+    from impact import io
+
     spec = spec_mod.load()
-    if validate:
-        spec_mod.validate(registers, spec=spec)
     con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
-        return _build(con, registers, spec)
+        if isinstance(registers, str | Path):
+            folder = Path(registers)
+            big = ("persons", "households", "lettings")
+            if validate or any(not (folder / f"{t}.parquet").exists() for t in big):
+                registers = io.read_registers(folder)
+            else:
+                small = {}
+                for t in ("departments", "tool_adoption"):
+                    path = io.table_path(folder, t)
+                    if path is None:
+                        io.read_registers(folder)  # raises the missing-file error
+                    small[t] = io.read_table(path, t)  # type: ignore[arg-type]
+                for t in big:
+                    path = str(folder / f"{t}.parquet").replace("'", "''")
+                    con.execute(f"CREATE VIEW {t}_src AS SELECT * FROM read_parquet('{path}')")
+                return _build(con, small["departments"], small["tool_adoption"], spec)
+        if validate:
+            spec_mod.validate(registers, spec=spec)
+        con.register("persons_src", registers.persons)
+        con.register("households_src", registers.households)
+        con.register("lettings_src", registers.lettings)
+        return _build(con, registers.departments, registers.tool_adoption, spec)
     finally:
         con.close()
 
 
-def _build(con: duckdb.DuckDBPyConnection, reg: Registers, spec: spec_mod.Spec) -> Panel:
-    persons = reg.persons[["person_id", "year", "household_id", "department_id", "age",
-                           "non_western", "in_labour_force", "employed", "education"]]
-    households = reg.households[["household_id", "year", "disposable_income"]]
-    departments = reg.departments
-    years = np.sort(persons["year"].unique())
+def _build(con: duckdb.DuckDBPyConnection, departments: pd.DataFrame, tool_adoption: pd.DataFrame,
+           spec: spec_mod.Spec) -> Panel:
+    years = con.execute("SELECT DISTINCT year FROM persons_src ORDER BY 1").fetchnumpy()["year"]
+    years = np.asarray(years, dtype="int64")
     if len(years) == 0:
         raise DataSpecError([Violation("persons", "year", "not empty", 0, (), "no person-years")])
     first_year, last_year = int(years[0]), int(years[-1])
-    deflate = pd.DataFrame({"year": years.astype("int64"),
+    deflate = pd.DataFrame({"year": years,
                             "factor": spec_mod.deflator(years, base_year=spec.study.price_base_year)})
-    persons = pd.concat([persons, _move_flags(persons, first_year, last_year)], axis=1)
-    for name, frame in {"persons_raw": persons, "households": households, "deflate": deflate,
-                        "departments": departments[["department_id"]],
-                        "lettings": reg.lettings}.items():
-        con.register(name, frame)
+    keys = con.execute("SELECT person_id, year, department_id FROM persons_src").fetchnumpy()
+    flags = _move_flags(
+        np.asarray(keys["person_id"], dtype="int64"), np.asarray(keys["year"], dtype="int64"),
+        np.ma.filled(np.ma.asarray(keys["department_id"]).astype("float64"), np.nan),
+        first_year, last_year)
+    con.register("flags", flags)
+    con.register("deflate", deflate)
+    con.register("departments", departments[["department_id"]])
     con.execute("""
         CREATE TEMP TABLE p AS
         SELECT pr.person_id, pr.year, pr.household_id, pr.department_id, pr.age,
@@ -231,13 +257,17 @@ def _build(con: duckdb.DuckDBPyConnection, reg: Registers, spec: spec_mod.Spec) 
                h.disposable_income AS income_nominal,
                h.disposable_income * d.factor AS income_real,
                (dep.department_id IS NOT NULL) AS known_department,
-               pr.moved_in, pr.from_social_housing, pr.arrived, pr.stayed, pr.moved_out,
-               pr.to_social_housing, pr.exited
-        FROM persons_raw pr
-        LEFT JOIN households h ON h.household_id = pr.household_id AND h.year = pr.year
+               f.moved_in, f.from_social_housing, f.arrived, f.stayed, f.moved_out,
+               f.to_social_housing, f.exited,
+               (f.person_id = pr.person_id AND f.year = pr.year) AS aligned
+        FROM persons_src pr POSITIONAL JOIN flags f
+        LEFT JOIN households_src h ON h.household_id = pr.household_id AND h.year = pr.year
         LEFT JOIN deflate d ON d.year = pr.year
         LEFT JOIN departments dep ON dep.department_id = pr.department_id
     """)
+    (misaligned,) = con.execute("SELECT count(*) FROM p WHERE NOT aligned").fetchone()
+    if misaligned:  # pragma: no cover - a guard on DuckDB's scan order
+        raise RuntimeError("internal error: person rows and move flags are out of step")
     ledger: list[dict[str, object]] = []
     n_rows, n_nodep, n_unknown = con.execute("""
         SELECT count(*), count(*) FILTER (WHERE department_id IS NULL),
@@ -302,7 +332,7 @@ def _build(con: duckdb.DuckDBPyConnection, reg: Registers, spec: spec_mod.Spec) 
         frame["in_share_from_social_housing"] = frame["in_n_from_social_housing"] / frame["n_in_movers"]
         frame["out_share_to_social_housing"] = frame["out_n_to_social_housing"] / frame["n_out_movers"]
     frame = _add_intensity(con, frame, spec, ledger, first_year)
-    frame = _add_adoption(frame, reg, spec, ledger)
+    frame = _add_adoption(frame, departments, tool_adoption, spec, ledger)
     frame = _add_department_columns(frame, departments)
     attrition = pd.DataFrame(ledger, columns=["step", "filter", "rows_in", "rows_removed",
                                               "rows_out", "note"])
@@ -367,12 +397,12 @@ def _add_intensity(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: sp
         f"avg((channel = '{c}')::DOUBLE) AS intensity_{c}" for c in channels)
     per_dept = con.execute(f"""
         SELECT department_id, year, count(*) AS n_lettings, {share_sql}
-        FROM lettings GROUP BY 1, 2
+        FROM lettings_src GROUP BY 1, 2
     """).df()
-    n_let = len(con.execute("SELECT 1 FROM lettings").fetchall())
-    n_unknown = con.execute("""SELECT count(*) FROM lettings l
+    (n_let,) = con.execute("SELECT count(*) FROM lettings_src").fetchone()
+    n_unknown = con.execute("""SELECT count(*) FROM lettings_src l
         WHERE l.department_id NOT IN (SELECT department_id FROM departments)""").fetchone()[0]
-    (n_outside,) = con.execute(f"""SELECT count(*) FROM lettings
+    (n_outside,) = con.execute(f"""SELECT count(*) FROM lettings_src
         WHERE year < {first_year} OR year > {int(frame['year'].max())}""").fetchone()
     ledger.append(_ledger_row("lettings", "unknown department", n_let, n_unknown,
                               "department_id not in departments"))
@@ -384,7 +414,7 @@ def _add_intensity(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: sp
     linked = con.execute(f"""
         WITH tenants AS (
             SELECT l.department_id, l.year + 1 AS year, p.household_id, min(l.channel) AS channel
-            FROM lettings l JOIN p ON p.person_id = l.person_id AND p.year = l.year + 1
+            FROM lettings_src l JOIN p ON p.person_id = l.person_id AND p.year = l.year + 1
                                   AND p.department_id = l.department_id
             GROUP BY 1, 2, 3
         )
@@ -404,10 +434,9 @@ def _add_intensity(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: sp
     return out
 
 
-def _spells(reg: Registers) -> pd.DataFrame:
+def _spells(adoption: pd.DataFrame, departments: pd.DataFrame) -> pd.DataFrame:
     """Tool spells per department: plan-level rows expanded to every department of their plan."""
-    adoption = reg.tool_adoption
-    depts = reg.departments[["department_id", "plan_id"]]
+    depts = departments[["department_id", "plan_id"]]
     direct = adoption[adoption["department_id"].notna()].copy()
     via_plan = adoption[adoption["department_id"].isna() & adoption["plan_id"].notna()]
     via_plan = via_plan.drop(columns=["department_id"]).merge(
@@ -418,12 +447,13 @@ def _spells(reg: Registers) -> pd.DataFrame:
     return spells[["department_id", "tool", "start_year", "end", "agreed_share"]]
 
 
-def _add_adoption(frame: pd.DataFrame, reg: Registers, spec: spec_mod.Spec,
+def _add_adoption(frame: pd.DataFrame, departments: pd.DataFrame, adoption: pd.DataFrame,
+                  spec: spec_mod.Spec,
                   ledger: list[dict[str, object]]) -> pd.DataFrame:
-    spells = _spells(reg)
-    n_plan_rows = int((reg.tool_adoption["department_id"].isna()).sum())
+    spells = _spells(adoption, departments)
+    n_plan_rows = int((adoption["department_id"].isna()).sum())
     ledger.append(_ledger_row("adoption", "plan-level spells expanded to departments",
-                              len(reg.tool_adoption), 0,
+                              len(adoption), 0,
                               f"{n_plan_rows} plan rows -> {len(spells)} department spells"))
     tools = spec.codes("tool_adoption", "tool")
     keys = frame[["department_id", "year"]]
@@ -457,7 +487,7 @@ def _add_adoption(frame: pd.DataFrame, reg: Registers, spec: spec_mod.Spec,
     group = np.select([ka & fu, ka & ~fu, ~ka & fu], ["both", "referral_only", "flexible_only"],
                       default="neither").astype(object)
     supported = out["department_id"].map(
-        reg.departments.set_index("department_id")["plan_id"].notna()).to_numpy(dtype=bool)
+        departments.set_index("department_id")["plan_id"].notna()).to_numpy(dtype=bool)
     group[~supported] = None
     out["report_group"] = group
     out["supported"] = supported

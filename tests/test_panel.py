@@ -238,3 +238,14 @@ def test_describe_pooling_weights_by_persons() -> None:
     assert t[("7.1", "both", 2005)] == pytest.approx(4 / 16)
     assert t[("7.4", "both", 2005)] == pytest.approx(14 / 16)
     assert t[("7.7", "both", 2005)] == pytest.approx((100 + 600) / 4)
+
+
+def test_folder_path_equals_in_memory(built: impact.panel.Panel, tmp_path) -> None:
+    from impact import io
+
+    io.write_registers(fixture_registers(), tmp_path)
+    direct = panel.build(tmp_path, validate=False)   # DuckDB reads the parquet files itself
+    via_pandas = panel.build(tmp_path)               # read, validate, build
+    pd.testing.assert_frame_equal(direct.frame, built.frame, check_dtype=False)
+    pd.testing.assert_frame_equal(via_pandas.frame, built.frame, check_dtype=False)
+    pd.testing.assert_frame_equal(direct.attrition, built.attrition)

@@ -1,29 +1,20 @@
 """Difference-in-differences estimators (names fixed in ARCHITECTURE.md).
 
-- :func:`twfe`, :func:`event_study`: two-way fixed effects on linearmodels' PanelOLS.
-- :func:`att_gt`: Callaway-Sant'Anna group-time ATTs and their aggregations.
-- :func:`dose_response`: effects of a continuous intensity of use.
-- :func:`bacon`: Goodman-Bacon decomposition of the TWFE estimate.
+- :func:`twfe`, :func:`event_study` (``fixed_effects.py``): two-way fixed effects on linearmodels'
+  PanelOLS.
+- :func:`att_gt` (``callaway_santanna.py``): Callaway-Sant'Anna group-time ATTs and aggregations.
+- :func:`dose_response` (``intensity.py``): effects of a continuous intensity of use.
+- :func:`bacon` (``bacon_decomposition.py``): Goodman-Bacon decomposition of the TWFE estimate.
+
+Modules are named after their method, not their function, so that ``impact.did.twfe`` is always the
+function.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from impact.did.bacon_decomposition import bacon
+from impact.did.callaway_santanna import att_gt
+from impact.did.fixed_effects import event_study, twfe
+from impact.did.intensity import dose_response
 
-_WHERE = {
-    "twfe": "impact.did.twfe",
-    "event_study": "impact.did.twfe",
-    "att_gt": "impact.did.callaway_santanna",
-    "dose_response": "impact.did.dose_response",
-    "bacon": "impact.did.bacon",
-}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        obj = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = obj
-        return obj
-    raise AttributeError(f"module 'impact.did' has no attribute {name!r}")
+__all__ = ["att_gt", "bacon", "dose_response", "event_study", "twfe"]

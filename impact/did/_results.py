@@ -1,0 +1,363 @@
+"""Shared helpers of the DiD estimators: input preparation, clusters, coefficient tables, bootstrap.
+
+Everything here is private; the public estimators are :func:`impact.did.twfe`,
+:func:`impact.did.event_study`, :func:`impact.did.bacon` and :func:`impact.did.dose_response`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from impact.errors import EstimationError
+
+__all__ = [
+    "DoseResponseResult",
+    "DroppedRowsWarning",
+    "SwitchersResult",
+    "as_frame",
+    "bootstrap_units",
+    "cluster_codes",
+    "coef_table",
+    "drop_missing",
+    "format_table",
+    "require_columns",
+]
+
+
+class DroppedRowsWarning(UserWarning):
+    """Rows were left out of an estimation (missing values or outside the event window).
+
+    The number of rows left out is also stored on the result (``n_dropped``), so it is never silent.
+    """
+
+
+def as_frame(panel: Any) -> pd.DataFrame:
+    """Return the department-year frame of ``panel``.
+
+    Parameters
+    ----------
+    panel
+        A :class:`pandas.DataFrame` or an object with a ``.frame`` DataFrame (``impact.panel.Panel``).
+        Unit and time may be columns or (named) index levels; index levels are reset to columns.
+    """
+    frame = getattr(panel, "frame", panel)
+    if not isinstance(frame, pd.DataFrame):
+        raise EstimationError(
+            f"expected a pandas DataFrame or a Panel with a .frame, got {type(panel).__name__}"
+        )
+    levels = [n for n in frame.index.names if n is not None and n not in frame.columns]
+    if levels:
+        frame = frame.reset_index(level=levels)
+    return frame
+
+
+def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, what: str) -> None:
+    """Raise :class:`EstimationError` naming every column of ``columns`` missing from ``frame``."""
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if missing:
+        have = ", ".join(map(str, list(frame.columns)[:25]))
+        raise EstimationError(f"{what}: column(s) {missing} not in the data (columns: {have} ...)")
+
+
+def drop_missing(
+    frame: pd.DataFrame, columns: Sequence[str], *, what: str
+) -> tuple[pd.DataFrame, int]:
+    """Drop rows with a missing value in ``columns``; count them and warn.
+
+    Returns
+    -------
+    frame, n_dropped
+        The complete rows (a copy) and the number of rows left out.
+    """
+    cols = list(dict.fromkeys(columns))
+    bad = frame[cols].isna().any(axis=1).to_numpy()
+    n_bad = int(bad.sum())
+    if n_bad:
+        per = {c: int(frame[c].isna().sum()) for c in cols if frame[c].isna().any()}
+        warnings.warn(
+            f"{what}: {n_bad} of {len(frame)} row(s) left out for missing values {per}",
+            DroppedRowsWarning,
+            stacklevel=3,
+        )
+    out = frame.loc[~bad].copy()
+    if out.empty:
+        raise EstimationError(f"{what}: no rows left after removing rows with missing values")
+    return out, n_bad
+
+
+def cluster_codes(frame: pd.DataFrame, cluster: str | None, unit: str) -> np.ndarray | None:
+    """Integer cluster codes for ``frame``.
+
+    A missing cluster value (e.g. ``plan_id`` of a department without a helhedsplan) makes the
+    unit its own cluster: its observations form one cluster, distinct from every plan.
+    ``cluster=None`` returns ``None`` (heteroskedasticity-robust covariance).
+    """
+    if cluster is None:
+        return None
+    require_columns(frame, [cluster], what="cluster")
+    values = frame[cluster]
+    own = ("__own_cluster__:" + frame[unit].astype(str)).to_numpy()
+    keys = np.where(values.isna().to_numpy(), own, ("c:" + values.astype(str)).to_numpy())
+    codes = pd.factorize(keys)[0].astype(np.int64)
+    if codes.max() < 1:
+        raise EstimationError(f"clustering by {cluster!r} needs at least two clusters, found one")
+    return codes
+
+
+def coef_table(
+    terms: Sequence[str],
+    estimate: np.ndarray,
+    se: np.ndarray,
+    *,
+    alpha: float,
+    df: float | None = None,
+) -> pd.DataFrame:
+    """Coefficient table with columns term, estimate, se, statistic, p_value, lower, upper.
+
+    ``df`` selects Student-t inference with ``df`` degrees of freedom; ``None`` the normal.
+    """
+    est = np.asarray(estimate, dtype=float)
+    se = np.asarray(se, dtype=float)
+    dist = stats.norm if df is None else stats.t(df)
+    crit = float(dist.ppf(1 - alpha / 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stat = est / se
+    p = 2 * dist.sf(np.abs(stat))
+    return pd.DataFrame(
+        {
+            "term": list(terms),
+            "estimate": est,
+            "se": se,
+            "statistic": stat,
+            "p_value": p,
+            "lower": est - crit * se,
+            "upper": est + crit * se,
+        }
+    )
+
+
+def format_table(df: pd.DataFrame, digits: int = 4) -> str:
+    """Render a small DataFrame as fixed-width text for ``.summary()``."""
+    return df.to_string(index=False, float_format=lambda v: f"{v:.{digits}g}")
+
+
+def bootstrap_units(
+    units: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    *,
+    n_boot: int,
+    seed: int | np.random.Generator | None,
+) -> np.ndarray:
+    """Unit-cluster (pairs) bootstrap draws of a vector ``statistic``.
+
+    Parameters
+    ----------
+    units
+        The distinct unit labels.
+    statistic
+        Maps an array of resampled unit labels (with repeats) to a 1-d array of estimates; a
+        repeated unit must count as separate units (relabel before grouping).
+    n_boot
+        Number of bootstrap samples.
+    seed
+        Seed or Generator; the only source of randomness.
+
+    Returns
+    -------
+    ndarray
+        ``(n_boot, k)`` draws; rows where the statistic could not be computed are NaN.
+    """
+    rng = np.random.default_rng(seed)
+    draws: list[np.ndarray] = []
+    for _ in range(n_boot):
+        pick = units[rng.integers(0, len(units), len(units))]
+        try:
+            draws.append(np.asarray(statistic(pick), dtype=float))
+        except EstimationError:
+            draws.append(np.full(len(draws[0]) if draws else 0, np.nan))
+    width = max(len(d) for d in draws)
+    return np.vstack([d if len(d) == width else np.full(width, np.nan) for d in draws])
+
+
+def boot_summary(
+    estimate: np.ndarray, draws: np.ndarray, *, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bootstrap standard errors and normal-approximation intervals ``estimate +- z * se``.
+
+    Draws that are NaN (a bootstrap sample where a quantity could not be computed) are ignored.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        se = np.nanstd(draws, axis=0, ddof=1) if len(draws) > 1 else np.full(len(estimate), np.nan)
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    return se, estimate - z * se, estimate + z * se
+
+
+def band(ax: Any, x: np.ndarray, est: np.ndarray, lower: np.ndarray, upper: np.ndarray, *,
+         label: str, step: bool = False) -> None:
+    """Draw an estimate with its interval: a line with a shaded band, or points with bars."""
+    if step:
+        ax.errorbar(x, est, yerr=[est - lower, upper - est], fmt="o", capsize=3, label=label)
+    else:
+        ax.plot(x, est, label=label)
+        ax.fill_between(x, lower, upper, alpha=0.25)
+    ax.axhline(0, color="grey", lw=0.8)
+
+
+# Results of impact.did.dose_response (kept here so that module stays small)
+
+
+@dataclass(frozen=True)
+class DoseResponseResult:
+    """Result of :func:`dose_response` with ``design="staggered"``.
+
+    Attributes
+    ----------
+    dose_curve
+        One row per dose (grid point or bin): dose, (bin), att, att_se, att_lower, att_upper, acr,
+        acr_se, acr_lower, acr_upper. For bins, ``acr`` is the slope between the previous bin and
+        this one (difference of ATTs over difference of mean doses).
+    overall
+        ATT^o and ACR^o: term, estimate, se, lower, upper.
+    event_study
+        Per event time: event_time, att, att_se, att_lower, att_upper, acr, acr_se, ...
+    group_time
+        Per (cohort, time) cell: cohort, time, base, n_treated, n_control, att, acr.
+    n_dropped, n_dropped_units
+        Rows left out for missing values; treated units left out for lacking a positive dose.
+    """
+
+    dose_curve: pd.DataFrame
+    overall: pd.DataFrame
+    event_study: pd.DataFrame
+    group_time: pd.DataFrame
+    outcome: str
+    dose: str
+    method: str
+    control: str
+    base_period: str
+    degree: int
+    knots: tuple[float, ...]
+    n_units: int
+    n_treated: int
+    n_dropped: int
+    n_dropped_units: int
+    n_boot: int
+    seed: int | None
+    alpha: float
+
+    def tidy(self) -> pd.DataFrame:
+        """Long table: term, parameter, dose, event_time, estimate, se, lower, upper."""
+        parts = [self.overall.assign(parameter=self.overall["term"], dose=np.nan,
+                                     event_time=np.nan)]
+        for par in ("att", "acr"):
+            c, e = self.dose_curve, self.event_study
+            parts.append(pd.DataFrame({
+                "term": [f"{par.upper()}(d={d:.4g})" for d in c["dose"]], "parameter": par.upper(),
+                "dose": c["dose"], "event_time": np.nan, "estimate": c[par], "se": c[f"{par}_se"],
+                "lower": c[f"{par}_lower"], "upper": c[f"{par}_upper"]}))
+            parts.append(pd.DataFrame({
+                "term": [f"{par.upper()}^o(e={k})" for k in e["event_time"]],
+                "parameter": f"{par.upper()}^o(e)", "dose": np.nan, "event_time": e["event_time"],
+                "estimate": e[par], "se": e[f"{par}_se"], "lower": e[f"{par}_lower"],
+                "upper": e[f"{par}_upper"]}))
+        cols = ["term", "parameter", "dose", "event_time", "estimate", "se", "lower", "upper"]
+        return pd.concat(parts, ignore_index=True)[cols]
+
+    def summary(self) -> str:
+        """Plain-text summary."""
+        spec = (f"B-spline degree {self.degree}, knots {list(np.round(self.knots, 4))}"
+                if self.method == "parametric" else f"{len(self.dose_curve)} dose bins")
+        return (
+            f"Dose response (CGS 2024), {self.outcome} on dose {self.dose}: {spec}; control "
+            f"{self.control}, base period {self.base_period}\nunits = {self.n_units}, treated = "
+            f"{self.n_treated}, rows dropped = {self.n_dropped}, treated units without dose = "
+            f"{self.n_dropped_units}; unit bootstrap n = {self.n_boot}, "
+            f"seed = {self.seed}\n" + format_table(self.overall) + "\n\ndose curve:\n"
+            + format_table(self.dose_curve) + "\n\nevent study:\n" + format_table(self.event_study)
+        )
+
+    def plot(self) -> Any:
+        """Dose curves ATT(d) and ACR(d) with pointwise intervals; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+        c, step = self.dose_curve, self.method == "binned"
+        for ax, par, name in zip(axes, ("att", "acr"), ("ATT(d)", "ACR(d)"), strict=True):
+            band(ax, c["dose"].to_numpy(), c[par].to_numpy(), c[f"{par}_lower"].to_numpy(),
+                 c[f"{par}_upper"].to_numpy(), label=name, step=step)
+            ax.set_xlabel(f"dose ({self.dose})")
+            ax.set_title(name)
+        axes[0].set_ylabel(f"effect on {self.outcome}")
+        fig.tight_layout()
+        return fig
+
+
+@dataclass(frozen=True)
+class SwitchersResult:
+    """Result of :func:`dose_response` with ``design="switchers"``.
+
+    Attributes
+    ----------
+    effects
+        One row per horizon (placebos negative): horizon, estimate (normalised effect per unit of
+        intensity), se, lower, upper, did (non-normalised DID_l), did_se, dose_change (delta^D_l),
+        n_switchers, n_unmatched.
+    did_m
+        The instantaneous estimator DID_M: estimate, se, lower, upper, n_switches, n_unmatched.
+    n_gap_units
+        Units left out of the DID_l effects because their intensity is missing somewhere between
+        their first observation and their first switch.
+    """
+
+    effects: pd.DataFrame
+    did_m: pd.DataFrame
+    outcome: str
+    dose: str
+    n_units: int
+    n_switchers: int
+    n_dropped: int
+    n_gap_units: int
+    n_boot: int
+    seed: int | None
+    alpha: float
+
+    def tidy(self) -> pd.DataFrame:
+        """term, horizon, estimate, se, lower, upper (normalised effects, placebos, DID_M)."""
+        e = self.effects
+        terms = [f"placebo_{-h}" if h < 0 else f"effect_{h}" for h in e["horizon"]]
+        out = pd.DataFrame({"term": terms, "horizon": e["horizon"]}).join(
+            e[["estimate", "se", "lower", "upper"]])
+        m = self.did_m.assign(term="DID_M", horizon=np.nan)
+        return pd.concat([out, m[out.columns]], ignore_index=True)
+
+    def summary(self) -> str:
+        """Plain-text summary."""
+        return (
+            f"Switchers (de Chaisemartin-D'Haultfoeuille), {self.outcome} on intensity {self.dose}\n"
+            f"units = {self.n_units}, switchers = {self.n_switchers}, rows dropped = "
+            f"{self.n_dropped}, units with gaps before the first switch = {self.n_gap_units}; "
+            f"unit bootstrap n = {self.n_boot}, seed = {self.seed}\n"
+            "normalised effects per unit of intensity:\n" + format_table(self.effects)
+            + "\nDID_M:\n" + format_table(self.did_m)
+        )
+
+    def plot(self) -> Any:
+        """Event-study plot of the normalised effects and placebos; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        e = self.effects
+        band(ax, e["horizon"].to_numpy(), e["estimate"].to_numpy(), e["lower"].to_numpy(),
+             e["upper"].to_numpy(), label="effect per unit of intensity", step=True)
+        ax.set_xlabel("periods since first switch (negative: placebo)")
+        ax.set_ylabel(f"effect on {self.outcome}")
+        fig.tight_layout()
+        return fig

@@ -1,0 +1,512 @@
+"""Effects of the *intensity* of use of a letting tool, not only of its adoption.
+
+Two designs, chosen with ``design``:
+
+``design="staggered"`` (Callaway, Goodman-Bacon & Sant'Anna 2024, "Difference-in-differences with a
+continuous treatment"; the R package ``contdid``)
+    Units adopt at different times (``cohort``; 0 = never) with a unit-level dose d in (0, 1] (e.g.
+    the share of lettings through the tool). For each cohort g and period t the long difference
+    ``Y_t - Y_base`` of the cohort's units is regressed on a B-spline (``method="parametric"``;
+    degree 1 without knots = linear) or on dose bins (``method="binned"``), and the mean long
+    difference of the comparison units (never treated, or not yet treated at t) is subtracted:
+    ATT(g,t|d). Its derivative in d is the average causal response ACR(g,t|d). Post-treatment cells
+    are averaged with weights proportional to cohort size (as ``did``'s "simple" aggregation) into
+    the dose curves ATT(d), ACR(d) and the summaries ATT^o (average over treated doses) and ACR^o;
+    averaging over cohorts by event time e = t - g gives event studies of ATT^o and ACR^o.
+    Base period: g-1 in post periods; t-1 in pre periods (``base_period="varying"``, contdid's
+    default) or g-1 (``"universal"``). ATT(d) is identified under parallel trends; ACR(d) and
+    comparisons across doses need *strong* parallel trends (CGS 2024, section 3).
+
+``design="switchers"`` (de Chaisemartin & D'Haultfoeuille; ``did_multiplegt_dyn``)
+    The intensity varies over time. Switchers are units whose intensity departs from its baseline
+    (first observed value). ``effects``: for horizon l = 1..L, the change of the outcome of units
+    that first switched at F, between F-1 and F-1+l, minus that of units with the *same baseline*
+    that have not switched by F-1+l, signed by the direction of the switch (DID_l); normalised by
+    the switchers' cumulative intensity change sum_{k=0}^{l-1}(D_{F+k} - D_1) (delta^D_l), the
+    estimate is an effect per unit of intensity and period of exposure. ``placebo`` horizons use
+    Y_{F-1-l} - Y_{F-1}. ``DID_M`` (instantaneous, every switch, not only the first): the change of
+    the outcome between t-1 and t of units whose intensity changes, minus that of units with a
+    stable intensity equal to the switcher's D_{t-1}, summed and divided by the sum of the
+    absolute intensity changes (a weighted average of slopes).
+    Baselines are matched exactly (values rounded to 1e-9); ``baseline_bins`` (an int: zero plus
+    quantile bins of positive values, or explicit edges) matches on bins of the baseline instead.
+    Switchers without a matching control are left out and counted (``n_unmatched``).
+
+Covariates
+    staggered: regression adjustment: among the comparison units of each (g,t) cell the long
+    difference is regressed on the covariates at the base period; the prediction for each treated
+    unit replaces the comparison mean. switchers: as in ``did_multiplegt_dyn``'s ``controls``:
+    theta from a regression of first differences of the outcome on first differences of the
+    covariates, within period x baseline cells, on not-yet-switched units; the estimator then runs
+    on Y - X'theta.
+
+Unbalanced panels
+    Every comparison uses the units observed in both of its periods; nothing is imputed. Rows with
+    a missing outcome, covariate, cohort, unit or time are left out and counted (``n_dropped``).
+
+Inference
+    Unit-cluster bootstrap (``n_boot`` resamples of units with replacement, drawn from ``seed``),
+    re-estimating everything (knots, grid and bins stay fixed). Intervals are estimate +- z * se.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.interpolate import BSpline
+
+from impact.did._results import (
+    DoseResponseResult,
+    DroppedRowsWarning,
+    SwitchersResult,
+    as_frame,
+    boot_summary,
+    drop_missing,
+    require_columns,
+)
+from impact.errors import EstimationError
+
+__all__ = ["DoseResponseResult", "SwitchersResult", "dose_response"]
+
+
+def _wide(data: pd.DataFrame, unit: str, time: str, cols: Sequence[str]
+          ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Unit x period arrays (NaN where a unit-period is absent); periods must be integers."""
+    units = np.sort(data[unit].unique())
+    t = data[time].to_numpy(float)
+    if not np.all(t == np.round(t)):
+        raise EstimationError(f"dose_response: {time!r} must hold integer periods (years)")
+    periods = np.arange(int(t.min()), int(t.max()) + 1)
+    iu = np.searchsorted(units, data[unit].to_numpy())
+    it = (t - periods[0]).astype(int)
+    if pd.Series(iu * len(periods) + it).duplicated().any():
+        raise EstimationError(f"dose_response: more than one row per ({unit}, {time})")
+    out = {}
+    for c in cols:
+        m = np.full((len(units), len(periods)), np.nan)
+        m[iu, it] = data[c].to_numpy(float)
+        out[c] = m
+    return units, periods, out
+
+
+def _bspline(knots: np.ndarray, degree: int, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """B-spline basis (with intercept, partition of unity) and its derivative at ``x``."""
+    nb = len(knots) - degree - 1
+    spl = BSpline(knots, np.eye(nb), degree, extrapolate=True)
+    deriv = spl.derivative()(x) if degree > 0 else np.zeros((len(x), nb))
+    return spl(x), deriv
+
+
+def _wls(z: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    sw = np.sqrt(w)
+    coef, _, rank, _ = np.linalg.lstsq(z * sw[:, None], y * sw, rcond=None)
+    return coef if rank == z.shape[1] else None
+
+
+def _staggered(data: pd.DataFrame, outcome: str, *, dose: str, cohort: str, unit: str,
+               time: str, covariates: list[str], method: str, degree: int, num_knots: int,
+               bins: int | Sequence[float], grid: Sequence[float] | None, control: str,
+               base_period: str) -> tuple[Any, dict[str, Any]]:
+    if (data.groupby(unit)[cohort].nunique() > 1).any():
+        raise EstimationError(f"dose_response: cohort {cohort!r} varies within {unit}")
+    units, periods, w = _wide(data, unit, time, [outcome, cohort, dose, *covariates])
+    g = np.nanmax(w[cohort], axis=1)
+    treated = g > 0
+    post = (periods[None, :] >= g[:, None]) & treated[:, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # never-treated: all-NaN rows
+        d_post = np.nanmean(np.where(post, w[dose], np.nan), axis=1)
+    # cohorts after the last period are not yet treated throughout: comparison units only
+    in_window = treated & (g <= periods[-1])
+    d_unit = np.where(in_window, d_post, 0.0)
+    bad = in_window & ~(d_unit > 0)
+    if bad.any():
+        warnings.warn(f"dose_response: {int(bad.sum())} treated unit(s) without a positive "
+                      f"{dose!r} after adoption left out", DroppedRowsWarning, stacklevel=3)
+    keep = ~bad
+    g, d_unit, units, in_window = g[keep], d_unit[keep], units[keep], in_window[keep]
+    Y = w[outcome][keep]
+    X = [w[c][keep] for c in covariates]
+    cohorts = np.sort(np.unique(g[in_window]))
+    if not len(cohorts):
+        raise EstimationError("dose_response: no unit is treated within the panel's periods")
+    if control == "never" and not (g == 0).any():
+        raise EstimationError("dose_response: control='never' needs never-treated units "
+                              "(cohort 0); use control='not_yet'")
+    dpos = d_unit[in_window]
+    if method == "parametric":
+        inner = np.quantile(dpos, np.linspace(0, 1, num_knots + 2)[1:-1])
+        knots = np.r_[[dpos.min()] * (degree + 1), inner, [dpos.max()] * (degree + 1)]
+        xgrid = (np.quantile(dpos, np.linspace(0.05, 0.95, 19)) if grid is None
+                 else np.asarray(grid, float))
+        bgrid, dbgrid = _bspline(knots, degree, xgrid)
+        bunit, dbunit = _bspline(knots, degree, d_unit)
+        nbin, bin_of = 0, np.zeros(len(units), int)
+    else:
+        edges = (np.quantile(dpos, np.linspace(0, 1, int(bins) + 1)) if np.isscalar(bins)
+                 else np.asarray(bins, float))
+        bin_of = np.clip(np.searchsorted(edges, d_unit, side="right") - 1, 0, len(edges) - 2)
+        nbin, knots = len(edges) - 1, edges
+        xgrid = np.array([dpos[bin_of[in_window] == b].mean() if (bin_of[in_window] == b).any()
+                          else np.nan for b in range(nbin)])
+    cells = []
+    t0 = periods[0]
+    for gg in cohorts:
+        for ti, t in enumerate(periods):
+            if t >= gg:
+                base = gg - 1
+            else:
+                base = t - 1 if base_period == "varying" else gg - 1
+            if base == t or base < t0:
+                continue
+            bi = int(base - t0)
+            ok = ~np.isnan(Y[:, ti]) & ~np.isnan(Y[:, bi])
+            for x in X:
+                ok &= ~np.isnan(x[:, bi])
+            tr = np.flatnonzero(ok & (g == gg))
+            later = g > max(t, base) if control == "not_yet" else np.zeros(len(g), bool)
+            co = np.flatnonzero(ok & ((g == 0) | later) & (g != gg))
+            if len(tr) == 0 or len(co) == 0:
+                continue
+            dy = Y[:, ti] - Y[:, bi]
+            z = np.column_stack([np.ones(len(units))] + [x[:, bi] for x in X])
+            cells.append(dict(g=gg, t=t, base=base, e=int(t - gg), tr=tr, co=co, dy=dy, z=z))
+    if not cells:
+        raise EstimationError("dose_response: no (cohort, period) cell has treated and "
+                              "comparison units observed in both periods")
+    design = dict(units=units, g=g, d=d_unit, knots=knots, grid=xgrid, cells=cells,
+                  method=method, nbin=nbin, bin_of=bin_of, cohorts=cohorts)
+    if method == "parametric":
+        design.update(bgrid=bgrid, dbgrid=dbgrid, bunit=bunit, dbunit=dbunit)
+    return design, {"n_units": len(units), "n_treated": int(in_window.sum()),
+                    "n_bad": int(bad.sum())}
+
+
+def _staggered_estimate(des: dict[str, Any], wt: np.ndarray) -> np.ndarray:
+    """All staggered-design quantities for unit weights ``wt`` (ones, or bootstrap counts)."""
+    m = len(des["grid"])
+    size = {gg: wt[des["g"] == gg].sum() for gg in des["cohorts"]}
+    rows = []  # per cell: att curve (m), acr curve (m), att_o, acr_o
+    for c in des["cells"]:
+        tr, co = c["tr"], c["co"]
+        wc, wtr = wt[co], wt[tr]
+        out = np.full(2 * m + 2, np.nan)
+        gam = _wls(c["z"][co], c["dy"][co], wc) if wc.sum() > 0 else None
+        if gam is not None and wtr.sum() > 0:
+            r = c["dy"][tr] - c["z"][tr] @ gam
+            out[2 * m] = np.sum(wtr * r) / wtr.sum()
+            if des["method"] == "parametric":
+                beta = _wls(des["bunit"][tr], r, wtr)
+                if beta is not None:
+                    out[:m] = des["bgrid"] @ beta
+                    out[m:2 * m] = des["dbgrid"] @ beta
+                    out[2 * m + 1] = np.sum(wtr * (des["dbunit"][tr] @ beta)) / wtr.sum()
+            else:
+                b = des["bin_of"][tr]
+                num = np.bincount(b, wtr * r, minlength=m)
+                den = np.bincount(b, wtr, minlength=m)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[:m] = np.where(den > 0, num / den, np.nan)
+                out[m + 1:2 * m] = np.diff(out[:m]) / np.diff(des["grid"])
+        rows.append(out)
+    est = np.vstack(rows)
+    cw = np.array([size[c["g"]] for c in des["cells"]], float)
+    ev = np.array([c["e"] for c in des["cells"]])
+
+    def avg(mask: np.ndarray) -> np.ndarray:
+        vals = est[mask]
+        ww = np.where(np.isnan(vals), 0.0, cw[mask][:, None])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(ww.sum(0) > 0, np.nansum(vals * ww, 0) / ww.sum(0), np.nan)
+
+    overall = avg(ev >= 0)
+    es = [avg(ev == k)[2 * m:] for k in des["events"]]
+    return np.concatenate([overall, np.concatenate(es), est[:, 2 * m], est[:, 2 * m + 1]])
+
+
+def _codes(values: np.ndarray, bins: int | Sequence[float] | None) -> np.ndarray:
+    """Baseline groups: exact values, or zero plus quantile bins of positive values, or edges."""
+    v = np.asarray(values, float)
+    if bins is None:
+        codes = pd.factorize(np.round(v, 9))[0]  # NaN -> -1: a group of its own
+        return np.where(codes < 0, codes.max() + 1, codes)
+    if np.isscalar(bins):
+        pos = v[v > 0]
+        edges = np.unique(np.quantile(pos, np.linspace(0, 1, int(bins) + 1)[1:-1])) if len(pos) \
+            else np.array([])
+        return np.where(v > 0, 1 + np.searchsorted(edges, v, side="right"), 0)
+    return np.searchsorted(np.asarray(bins, float), v, side="right")
+
+
+def _switchers_prepare(data: pd.DataFrame, outcome: str, *, dose: str, unit: str, time: str,
+                       covariates: list[str], effects: int, placebo: int,
+                       baseline_bins: int | Sequence[float] | None, tol: float
+                       ) -> dict[str, Any]:
+    units, periods, w = _wide(data, unit, time, [outcome, dose, *covariates])
+    D, T = w[dose], len(periods)
+    first_obs = np.argmax(~np.isnan(D), axis=1)
+    d1 = D[np.arange(len(units)), first_obs]
+    moved = np.abs(D - d1[:, None]) > tol
+    has = moved.any(axis=1)
+    F = np.where(has, np.argmax(moved, axis=1), T + 10**6)
+    # the path must be observed from the first observation up to the first switch
+    gap = np.array([np.isnan(D[i, first_obs[i]:min(F[i], T)]).any() for i in range(len(units))])
+    return dict(units=units, Y=w[outcome], D=D, X=[w[c] for c in covariates], F=F, d1=d1,
+                S=np.sign(D[np.arange(len(units)), np.minimum(F, T - 1)] - d1),
+                base=_codes(d1, baseline_bins), gap=gap, L=effects, P=placebo, tol=tol,
+                bins=baseline_bins)
+
+
+def _theta(des: dict[str, Any], wt: np.ndarray) -> np.ndarray | None:
+    """Covariate coefficients from first differences on not-yet-switched units (within t x base)."""
+    if not des["X"]:
+        return None
+    Y, T = des["Y"], des["Y"].shape[1]
+    dy = np.diff(Y, axis=1)
+    dx = np.stack([np.diff(x, axis=1) for x in des["X"]], axis=-1)
+    stable = np.arange(1, T)[None, :] < des["F"][:, None]
+    ok = stable & ~np.isnan(dy) & ~np.isnan(dx).any(-1) & (wt[:, None] > 0)
+    cell = (np.arange(1, T)[None, :] * (des["base"].max() + 1) + des["base"][:, None])[ok]
+    ww = np.broadcast_to(wt[:, None], ok.shape)[ok]
+    yv, xv = dy[ok], dx[ok]
+    codes = pd.factorize(cell)[0]
+    def demean(a: np.ndarray) -> np.ndarray:
+        s = np.bincount(codes, ww, minlength=codes.max() + 1)
+        if a.ndim == 1:
+            return a - (np.bincount(codes, ww * a) / s)[codes]
+        return a - np.column_stack([np.bincount(codes, ww * a[:, j]) / s
+                                    for j in range(a.shape[1])])[codes]
+    return _wls(demean(xv), demean(yv), ww)
+
+
+def _switchers_estimate(des: dict[str, Any], wt: np.ndarray) -> np.ndarray:
+    """Normalised effects, DID_l, delta^D_l, counts, placebos, then DID_M, for weights ``wt``."""
+    Y, D, F, S = des["Y"], des["D"], des["F"], des["S"]
+    th = _theta(des, wt)
+    if th is not None:
+        Y = Y - np.tensordot(np.stack(des["X"], -1), th, axes=([2], [0]))
+    T = Y.shape[1]
+    ok_unit = ~des["gap"] & (wt > 0)
+    nb = des["base"].max() + 1
+    out = []
+    for h in [*range(1, des["L"] + 1), *(-p for p in range(1, des["P"] + 1))]:
+        num = den = dose = nsw = nun = 0.0
+        lag = abs(h)
+        for f in range(1, T):
+            t_end, t_ref = f - 1 + lag, f - 1
+            t_out = t_end if h > 0 else f - 1 - lag
+            if t_end >= T or t_out < 0:
+                continue
+            dy = Y[:, t_out] - Y[:, t_ref]
+            okay = ok_unit & ~np.isnan(dy)
+            sw = okay & (F == f)
+            if not sw.any():
+                continue
+            co = okay & (F > t_end)
+            sc = np.bincount(des["base"][co], wt[co], minlength=nb)
+            sy = np.bincount(des["base"][co], wt[co] * dy[co], minlength=nb)
+            idx = np.flatnonzero(sw)
+            steps = D[idx, f:f + lag] - des["d1"][idx, None]
+            match = (sc[des["base"][idx]] > 0) & ~np.isnan(steps).any(1)
+            nun += wt[idx[~match]].sum()
+            idx, steps = idx[match], steps[match]
+            ctrl = sy[des["base"][idx]] / sc[des["base"][idx]]
+            num += np.sum(wt[idx] * S[idx] * (dy[idx] - ctrl))
+            dose += np.sum(wt[idx] * S[idx] * steps.sum(1))
+            den += wt[idx].sum()
+            nsw += len(idx)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out += [num / dose, num / den, dose / den, nsw, nun]
+    # DID_M: every change between t-1 and t against stayers with the same D_{t-1}
+    num = den = nsw = nun = 0.0
+    for t in range(1, T):
+        dy, dd = Y[:, t] - Y[:, t - 1], D[:, t] - D[:, t - 1]
+        okay = ~np.isnan(dy) & ~np.isnan(dd) & (wt > 0)
+        sw, st = okay & (np.abs(dd) > des["tol"]), okay & (np.abs(dd) <= des["tol"])
+        if not sw.any():
+            continue
+        code = _codes(D[:, t - 1], des["bins"])
+        k = code.max() + 1
+        sc = np.bincount(code[st], wt[st], minlength=k)
+        sy = np.bincount(code[st], wt[st] * dy[st], minlength=k)
+        idx = np.flatnonzero(sw)
+        match = sc[code[idx]] > 0
+        nun += wt[idx[~match]].sum()
+        idx = idx[match]
+        ctrl = sy[code[idx]] / sc[code[idx]]
+        num += np.sum(wt[idx] * np.sign(dd[idx]) * (dy[idx] - ctrl))
+        den += np.sum(wt[idx] * np.abs(dd[idx]))
+        nsw += len(idx)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out += [num / den, nsw, nun]
+    return np.asarray(out, float)
+
+
+def _boot(fn: Any, des: dict[str, Any], n_units: int, n_boot: int, seed: Any) -> np.ndarray:
+    """Unit bootstrap via multinomial resampling counts (identical to resampling units)."""
+    rng = np.random.default_rng(seed)
+    draws = [fn(des, rng.multinomial(n_units, np.full(n_units, 1.0 / n_units)).astype(float))
+             for _ in range(n_boot)]
+    return np.vstack(draws) if draws else np.empty((0, 0))
+
+
+def _ci_frame(est: np.ndarray, draws: np.ndarray, alpha: float, sl: slice, prefix: str
+              ) -> dict[str, np.ndarray]:
+    se, lo, hi = boot_summary(est[sl], draws[:, sl] if draws.size else
+                              np.empty((0, sl.stop - sl.start)), alpha=alpha)
+    return {prefix: est[sl], f"{prefix}_se": se, f"{prefix}_lower": lo, f"{prefix}_upper": hi}
+
+
+def dose_response(
+    panel: Any,
+    outcome: str,
+    *,
+    dose: str,
+    cohort: str | None = None,
+    design: str = "staggered",
+    unit: str = "department_id",
+    time: str = "year",
+    method: str = "parametric",
+    degree: int = 1,
+    num_knots: int = 0,
+    bins: int | Sequence[float] = 4,
+    grid: Sequence[float] | None = None,
+    control: str = "not_yet",
+    base_period: str = "varying",
+    effects: int = 3,
+    placebo: int = 0,
+    baseline_bins: int | Sequence[float] | None = None,
+    tolerance: float = 0.0,
+    covariates: Sequence[str] | None = None,
+    n_boot: int = 199,
+    seed: int | None = None,
+    alpha: float = 0.05,
+) -> DoseResponseResult | SwitchersResult:
+    """Effects of a continuous intensity of use (see the module docstring for the methods).
+
+    Parameters
+    ----------
+    panel
+        Unit-period data (DataFrame or ``impact.panel.Panel``); periods are consecutive integers.
+    outcome
+        Outcome column.
+    dose
+        Intensity column, e.g. ``intensity_flexible_letting``. staggered: the unit's dose is its
+        mean over periods from adoption on (a time-invariant dose is used as it is); switchers:
+        the time-varying intensity itself.
+    cohort
+        staggered only: first treated period (``cohort_<tool>``), 0 = never treated.
+    design
+        ``"staggered"`` (ATT(d), ACR(d) by CGS 2024) or ``"switchers"`` (dCDH).
+    unit, time
+        Unit and time columns.
+    method, degree, num_knots, bins, grid
+        staggered: ``"parametric"`` B-spline in dose of the given ``degree`` with ``num_knots``
+        interior knots at dose quantiles, evaluated at ``grid`` (default: 5%..95% quantiles of the
+        treated doses); or ``"binned"`` with ``bins`` quantile bins (or explicit edges).
+    control
+        staggered: ``"not_yet"`` (never or not yet treated, contdid's default) or ``"never"``.
+    base_period
+        staggered: ``"varying"`` or ``"universal"`` base period for pre-treatment cells.
+    effects, placebo, baseline_bins, tolerance
+        switchers: number of dynamic effects and placebos; matching of baselines (None: exact);
+        intensity changes of at most ``tolerance`` count as stable.
+    covariates
+        Adjustment covariates (see module docstring).
+    n_boot, seed
+        Unit bootstrap replications (0: no standard errors) and their seed.
+    alpha
+        1 - level of the intervals.
+
+    Returns
+    -------
+    DoseResponseResult or SwitchersResult
+    """
+    if design not in ("staggered", "switchers"):
+        raise EstimationError(f"dose_response: design must be 'staggered' or 'switchers', not "
+                              f"{design!r}")
+    covs = [covariates] if isinstance(covariates, str) else list(covariates or [])
+    frame = as_frame(panel)
+    needed = [outcome, *covs, unit, time] + ([cohort] if design == "staggered" and cohort else [])
+    require_columns(frame, [*needed, dose], what="dose_response")
+    data, n_dropped = drop_missing(frame, needed, what="dose_response")
+    if design == "switchers":
+        if effects < 1 or placebo < 0:
+            raise EstimationError("dose_response: need effects >= 1 and placebo >= 0")
+        des = _switchers_prepare(data, outcome, dose=dose, unit=unit, time=time, covariates=covs,
+                                 effects=effects, placebo=placebo, baseline_bins=baseline_bins,
+                                 tol=tolerance)
+        n = len(des["units"])
+        est = _switchers_estimate(des, np.ones(n))
+        draws = _boot(_switchers_estimate, des, n, n_boot, seed)
+        se, lo, hi = boot_summary(est, draws if draws.size else np.empty((0, len(est))),
+                                  alpha=alpha)
+        hs = [*range(1, effects + 1), *(-p for p in range(1, placebo + 1))]
+        i = 5 * np.arange(len(hs))
+        eff = pd.DataFrame({"horizon": hs, "estimate": est[i], "se": se[i], "lower": lo[i],
+                            "upper": hi[i], "did": est[i + 1], "did_se": se[i + 1],
+                            "dose_change": est[i + 2], "n_switchers": est[i + 3].astype(int),
+                            "n_unmatched": est[i + 4].astype(int)})
+        eff = eff.sort_values("horizon", ignore_index=True)
+        k = 5 * len(hs)
+        if not eff["n_switchers"].any() and not est[k + 1]:
+            raise EstimationError("dose_response: no switcher has a matching stable unit")
+        didm = pd.DataFrame({"estimate": [est[k]], "se": [se[k]], "lower": [lo[k]],
+                             "upper": [hi[k]], "n_switches": [int(est[k + 1])],
+                             "n_unmatched": [int(est[k + 2])]})
+        return SwitchersResult(effects=eff, did_m=didm, outcome=outcome, dose=dose, n_units=n,
+                               n_switchers=int((des["F"] < des["Y"].shape[1]).sum()),
+                               n_dropped=n_dropped, n_gap_units=int(des["gap"].sum()),
+                               n_boot=n_boot, seed=seed, alpha=alpha)
+
+    if cohort is None:
+        raise EstimationError("dose_response: design='staggered' needs the cohort column")
+    if method not in ("parametric", "binned") or control not in ("not_yet", "never") or \
+            base_period not in ("varying", "universal"):
+        raise EstimationError("dose_response: method in {parametric, binned}, control in "
+                              "{not_yet, never}, base_period in {varying, universal}")
+    des, info = _staggered(data, outcome, dose=dose, cohort=cohort, unit=unit, time=time,
+                           covariates=covs, method=method, degree=degree, num_knots=num_knots,
+                           bins=bins, grid=grid, control=control, base_period=base_period)
+    des["events"] = sorted({c["e"] for c in des["cells"]})
+    n = len(des["units"])
+    est = _staggered_estimate(des, np.ones(n))
+    draws = _boot(_staggered_estimate, des, n, n_boot, seed)
+    m, ne, nc = len(des["grid"]), len(des["events"]), len(des["cells"])
+    curve = pd.DataFrame({"dose": des["grid"]})
+    if method == "binned":
+        e = des["knots"]
+        curve.insert(0, "bin", [f"({e[b]:.3g}, {e[b + 1]:.3g}]" for b in range(m)])
+    for prefix, sl in (("att", slice(0, m)), ("acr", slice(m, 2 * m))):
+        curve = curve.assign(**_ci_frame(est, draws, alpha, sl, prefix))
+    ov = _ci_frame(est, draws, alpha, slice(2 * m, 2 * m + 2), "x")
+    overall = pd.DataFrame({"term": ["ATT^o", "ACR^o"], "estimate": ov["x"], "se": ov["x_se"],
+                            "lower": ov["x_lower"], "upper": ov["x_upper"]})
+    s = 2 * m + 2
+    es = pd.DataFrame({"event_time": des["events"]})
+    for prefix, off in (("att", 0), ("acr", 1)):
+        idx = s + 2 * np.arange(ne) + off
+        se, lo, hi = boot_summary(est[idx], draws[:, idx] if draws.size else
+                                  np.empty((0, ne)), alpha=alpha)
+        es = es.assign(**{prefix: est[idx], f"{prefix}_se": se, f"{prefix}_lower": lo,
+                          f"{prefix}_upper": hi})
+    s += 2 * ne
+    cells = des["cells"]
+    gt = pd.DataFrame({"cohort": [c["g"] for c in cells], "time": [c["t"] for c in cells],
+                       "base": [c["base"] for c in cells],
+                       "n_treated": [len(c["tr"]) for c in cells],
+                       "n_control": [len(c["co"]) for c in cells],
+                       "att": est[s:s + nc], "acr": est[s + nc:s + 2 * nc]})
+    if method == "binned":
+        overall.loc[1, ["estimate", "se", "lower", "upper"]] = np.nan
+    return DoseResponseResult(
+        dose_curve=curve, overall=overall, event_study=es, group_time=gt, outcome=outcome,
+        dose=dose, method=method, control=control, base_period=base_period, degree=degree,
+        knots=tuple(float(k) for k in des["knots"]), n_units=info["n_units"],
+        n_treated=info["n_treated"], n_dropped=n_dropped, n_dropped_units=info["n_bad"],
+        n_boot=n_boot,
+        seed=seed, alpha=alpha)
