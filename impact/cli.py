@@ -75,7 +75,7 @@ def simulate(
     for path in written.values():
         typer.echo(f"wrote {path}", err=True)
     if calibration:
-        typer.echo(sim.calibration(registers).to_string(index=False))
+        typer.echo(sim.format_calibration(sim.calibration(registers)))
 
 
 @app.command()

@@ -168,7 +168,7 @@ def _write_registers(registers: Registers, out: Path, config: RunConfig, state: 
 
     table = simulate.calibration(registers)
     table.to_csv(out / "calibration.csv", index=False)
-    print(table.to_string(index=False), file=sys.stderr)
+    print(simulate.format_calibration(table), file=sys.stderr)
 
 
 def _build_panel(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:

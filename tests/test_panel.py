@@ -249,3 +249,51 @@ def test_folder_path_equals_in_memory(built: impact.panel.Panel, tmp_path) -> No
     pd.testing.assert_frame_equal(direct.frame, built.frame, check_dtype=False)
     pd.testing.assert_frame_equal(via_pandas.frame, built.frame, check_dtype=False)
     pd.testing.assert_frame_equal(direct.attrition, built.attrition)
+
+
+@pytest.fixture(scope="module")
+def simulated() -> tuple[Registers, impact.panel.Panel]:
+    from impact import simulate
+
+    reg = simulate.registers(seed=3, scale="small")
+    return reg, panel.build(reg)
+
+
+STOCK_AND_MOVERS = ["share_qualifying_edu", "share_employed", "share_non_western",
+                    "in_share_qualifying_edu", "in_share_employed", "in_share_non_western",
+                    "out_share_qualifying_edu", "out_share_employed", "out_share_non_western"]
+
+
+def test_panel_agrees_with_what_the_simulator_recorded(simulated) -> None:
+    """Two independent codings of the definitions: the simulator's own (truth) and the panel's."""
+    reg, built = simulated
+    m = built.frame.merge(reg.truth, on=["department_id", "year"], suffixes=("", "_sim"))
+    assert len(m) == len(reg.truth)
+    for measure in STOCK_AND_MOVERS:
+        ours, theirs = m[measure], m[f"{measure}_factual"]
+        assert (ours.isna() == theirs.isna()).all(), measure
+        np.testing.assert_allclose(ours.dropna(), theirs.dropna(), rtol=0, atol=1e-12)
+    for prefix in ("", "in_", "out_"):  # the simulator records nominal DKK
+        np.testing.assert_allclose(m[f"{prefix}mean_household_income_nominal"].dropna(),
+                                   m[f"{prefix}mean_household_income_factual"].dropna(),
+                                   rtol=1e-12)
+    np.testing.assert_array_equal(m["n_in_movers"].dropna().astype(int),
+                                  m.loc[m["n_in_movers"].notna(), "n_in_movers_factual"])
+    np.testing.assert_array_equal(m["n_out_movers"].dropna().astype(int),
+                                  m.loc[m["n_out_movers"].notna(), "n_out_movers_factual"])
+
+
+def test_intensity_equals_the_simulators_letting_shares(simulated) -> None:
+    reg, built = simulated
+    m = built.frame.merge(reg.truth, on=["department_id", "year"], suffixes=("", "_sim"))
+    np.testing.assert_array_equal(m["n_lettings"], m["n_lettings_sim"])
+    for channel in ("waiting_list", "internal_transfer", "municipal_referral", "flexible_letting"):
+        ours, theirs = m[f"intensity_{channel}"], m[f"intensity_{channel}_sim"]
+        both = ours.notna() & theirs.notna()
+        assert (ours.notna() == (m["n_lettings"] > 0)).all()
+        np.testing.assert_allclose(ours[both], theirs[both], rtol=0, atol=1e-12)
+    for tool in ("municipal_referral", "flexible_letting"):
+        # a tool in use (effective share > 0) is formally in force in tool_adoption
+        assert (m[f"in_force_{tool}"] | ~m[f"in_use_{tool}"]).all()
+        np.testing.assert_array_equal(m[f"in_force_{tool}"] & (m[f"effective_share_{tool}"] > 0),
+                                      m[f"in_use_{tool}"])
