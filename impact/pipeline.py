@@ -190,6 +190,24 @@ def _describe(registers: Registers, out: Path, config: RunConfig, state: dict[st
     describe.group_sizes(frame).to_csv(out / "figures" / "report" / "group_sizes.csv", index=False)
 
 
+def _estimate(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
+    from impact.estimates import estimate_all
+
+    est = estimate_all(state["panel"].frame, truth=registers.truth, n_boot=config.n_boot,
+                       seed=config.seed)
+    tables = out / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    for name in ("aggregates", "att_gt", "twfe", "dose_response", "bacon", "problems"):
+        getattr(est, name).to_csv(tables / f"did_{name}.csv", index=False)
+    figures = out / "figures"
+    for name, fig in est.figures.items():
+        fig.savefig(figures / f"{name}.png", dpi=110, metadata={"Software": None})  # type: ignore[attr-defined]
+    simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
+    cols = [c for c in ("tool", "outcome", "att", "se", "lower", "upper", "truth",
+                        "pretest_p_value") if c in simple]
+    print(simple[cols].to_string(index=False), file=sys.stderr)
+
+
 def _steps(*, simulated: bool) -> list[tuple[str, Step]]:
     """The steps after validation, in data-flow order."""
     steps: list[tuple[str, Step]] = []
@@ -197,4 +215,5 @@ def _steps(*, simulated: bool) -> list[tuple[str, Step]]:
         steps.append(("Writing simulated registers and calibration table", _write_registers))
     steps.append(("Building the department-year panel", _build_panel))
     steps.append(("Report figures 7.1-7.12 (descriptive trends by group)", _describe))
+    steps.append(("Difference-in-differences: att_gt, TWFE, dose response, Bacon", _estimate))
     return steps

@@ -397,7 +397,7 @@ def test_result_api_tidy_summary_plot():
     assert list(tidy.columns[:4]) == ["term", "cohort", "time", "event_time"]
     assert tidy.term.iloc[0] == "ATT(2004,2004)"
     np.testing.assert_allclose(
-        tidy.point_conf_high - tidy.estimate, stats.norm.ppf(0.975) * tidy.std_error
+        tidy.pointwise_upper - tidy.estimate, stats.norm.ppf(0.975) * tidy.se
     )
     text = res.summary()
     assert "0.16812" in text and "-0.0105" in text
@@ -408,3 +408,12 @@ def test_result_api_tidy_summary_plot():
     assert "overall" in agg.tidy().term.iloc[0]
     assert "event_time" in agg.summary()
     assert agg.overall.to_series().index.tolist() == ["att", "se", "lower", "upper"]
+
+
+def test_pretest_warns_when_a_cohort_is_smaller_than_its_pre_periods() -> None:
+    data = mpdta()
+    # keep 3 counties of the 2007 cohort: 3 units for 3 pre-period cells
+    keep = data[data["first.treat"] == 2007]["countyreal"].unique()[:3]
+    small = data[(data["first.treat"] != 2007) | data["countyreal"].isin(keep)]
+    with pytest.warns(UserWarning, match=r"cohort\(s\) \[2007\]"):
+        att_gt(small, *ARGS, n_boot=0)

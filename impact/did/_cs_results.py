@@ -149,14 +149,7 @@ class AggregateResult:
                         **{k: rec[k] for k in ("att", "se", "lower", "upper")},
                     }
                 )
-        out = pd.DataFrame(rows).rename(
-            columns={
-                "att": "estimate",
-                "se": "std_error",
-                "lower": "conf_low",
-                "upper": "conf_high",
-            }
-        )
+        out = pd.DataFrame(rows).rename(columns={"att": "estimate"})
         out.insert(0, "aggregation", self.kind)
         return out
 
@@ -375,11 +368,11 @@ class AttGtResult:
                 "time": t["time"],
                 "event_time": t["event_time"],
                 "estimate": t["att"],
-                "std_error": t["se"],
-                "conf_low": t["lower"],
-                "conf_high": t["upper"],
-                "point_conf_low": t["att"] - z * t["se"],
-                "point_conf_high": t["att"] + z * t["se"],
+                "se": t["se"],
+                "lower": t["lower"],
+                "upper": t["upper"],
+                "pointwise_lower": t["att"] - z * t["se"],
+                "pointwise_upper": t["att"] + z * t["se"],
             }
         )
 

@@ -14,6 +14,7 @@ Checked against published R ``did`` 2.x output on ``mpdta`` (see ``tests/referen
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Literal
@@ -51,6 +52,7 @@ def _pretest(
     vcov_n: FloatArray,
     se: FloatArray,
     n: int,
+    n_treated: FloatArray | None = None,
 ) -> PreTest | None:
     pre = np.flatnonzero((cohort > time) & np.isfinite(se))
     if pre.size == 0:
@@ -60,6 +62,19 @@ def _pretest(
         return None
     b = att[pre]
     stat = float(n * b @ np.linalg.solve(v, b))
+    # A cohort with no more treated units than pre-period cells has a (near) singular covariance
+    # block estimated from a handful of units: R's statistic is then unreliable. Say so.
+    small = [
+        int(g) for g in np.unique(cohort[pre])
+        if n_treated is not None
+        and np.nanmax(n_treated[pre][cohort[pre] == g]) <= np.count_nonzero(cohort[pre] == g)
+    ]
+    if small:
+        warnings.warn(
+            f"att_gt pre-test: cohort(s) {small} have no more treated units than pre-period cells; "
+            "their covariance block is nearly singular and can inflate the Wald statistic. "
+            "Look at the pre-period ATT(g,t) themselves, or drop those cohorts.",
+            UserWarning, stacklevel=3)
     return PreTest(stat=stat, df=int(pre.size), p_value=float(stats.chi2.sf(stat, pre.size)))
 
 
@@ -178,7 +193,8 @@ def att_gt(
         se[se <= np.sqrt(np.finfo(float).eps) * 10] = np.nan
         if use_band:
             crit = _critical_value(boot.crit_value, alpha, "att_gt")
-    pretest = _pretest(cells.att, cells.cohort, cells.time, vcov_n, se_analytic, n)
+    pretest = _pretest(cells.att, cells.cohort, cells.time, vcov_n, se_analytic, n,
+                       np.asarray(cells.n_treated, dtype=float))
     table = pd.DataFrame(
         {
             "cohort": cells.cohort,
