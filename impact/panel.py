@@ -12,6 +12,8 @@ Stock (beboere) in year *t*
 ``mean_household_income``
     Mean over residents aged 18-64 of their household's disposable income in fixed prices of
     ``price_base_year`` (``data_spec/cpi.csv``); ``mean_household_income_nominal`` in current DKK.
+    Incomes are summed exactly in whole øre (0.01 DKK), so the means do not depend on the order
+    in which DuckDB's threads add them up (byte-identical panels for the same input).
     Persons whose household income is missing are left out and counted (``n_income_18_64`` is the
     base; the attrition ledger counts the rest).
 ``share_non_western``
@@ -101,24 +103,30 @@ def _measures_sql(prefix: str, col: str = "x.") -> str:
         count(*) FILTER (WHERE {lf}) AS {p}n_labour_force_18_64,
         count(*) FILTER (WHERE {lf} AND {col}education BETWEEN 20 AND 80) AS {p}n_qualifying_edu,
         count(*) FILTER (WHERE {lf} AND {col}employed) AS {p}n_employed,
-        count({col}income_real) FILTER (WHERE {adult}) AS {p}n_income_18_64,
-        count(*) FILTER (WHERE {adult} AND {col}income_real IS NULL) AS {p}n_income_missing_18_64,
-        avg({col}income_real) FILTER (WHERE {adult}) AS {p}mean_household_income,
-        avg({col}income_nominal) FILTER (WHERE {adult}) AS {p}mean_household_income_nominal"""
+        count({col}income_real_ore) FILTER (WHERE {adult}) AS {p}n_income_18_64,
+        count(*) FILTER (WHERE {adult} AND {col}income_real_ore IS NULL)
+            AS {p}n_income_missing_18_64,
+        sum({col}income_real_ore) FILTER (WHERE {adult})::BIGINT AS {p}sum_income_real_ore,
+        sum({col}income_nominal_ore) FILTER (WHERE {adult})::BIGINT AS {p}sum_income_nominal_ore"""
 
 
-def _shares(frame: pd.DataFrame, prefix: str) -> None:
+def _shares(frame: pd.DataFrame, prefix: str, residents: str) -> None:
     """Turn the counts of a prefix into shares (NaN where the base is empty), in place."""
     p = prefix
     with np.errstate(invalid="ignore", divide="ignore"):
-        lf = frame[f"{p}n_labour_force_18_64"].to_numpy(dtype="float64")
-        res = frame[f"{p}n_residents"].to_numpy(dtype="float64")
+        lf = frame[f"{p}n_labour_force_18_64"].to_numpy(dtype="float64", na_value=np.nan)
+        res = frame[residents].to_numpy(dtype="float64", na_value=np.nan)
         frame[f"{p}share_qualifying_edu"] = np.where(
-            lf > 0, frame[f"{p}n_qualifying_edu"].to_numpy(dtype="float64") / lf, np.nan)
+            lf > 0, frame[f"{p}n_qualifying_edu"].to_numpy(dtype="float64", na_value=np.nan) / lf, np.nan)
         frame[f"{p}share_employed"] = np.where(
-            lf > 0, frame[f"{p}n_employed"].to_numpy(dtype="float64") / lf, np.nan)
+            lf > 0, frame[f"{p}n_employed"].to_numpy(dtype="float64", na_value=np.nan) / lf, np.nan)
         frame[f"{p}share_non_western"] = np.where(
-            res > 0, frame[f"{p}n_non_western"].to_numpy(dtype="float64") / res, np.nan)
+            res > 0, frame[f"{p}n_non_western"].to_numpy(dtype="float64", na_value=np.nan) / res, np.nan)
+        n_inc = frame[f"{p}n_income_18_64"].to_numpy(dtype="float64", na_value=np.nan)
+        for measure, total in (("mean_household_income", "sum_income_real_ore"),
+                               ("mean_household_income_nominal", "sum_income_nominal_ore")):
+            sums = frame.pop(f"{p}{total}").to_numpy(dtype="float64", na_value=np.nan)
+            frame[f"{p}{measure}"] = np.where(n_inc > 0, sums / 100.0 / n_inc, np.nan)
 
 
 def _move_flags(pid: np.ndarray, year: np.ndarray, dep: np.ndarray, first_year: int,
@@ -254,8 +262,8 @@ def _build(con: duckdb.DuckDBPyConnection, departments: pd.DataFrame, tool_adopt
         SELECT pr.person_id, pr.year, pr.household_id, pr.department_id, pr.age,
                pr.non_western::BOOLEAN AS non_western, pr.in_labour_force::BOOLEAN AS in_labour_force,
                pr.employed::BOOLEAN AS employed, pr.education,
-               h.disposable_income AS income_nominal,
-               h.disposable_income * d.factor AS income_real,
+               round(h.disposable_income * 100)::BIGINT AS income_nominal_ore,
+               round(h.disposable_income * d.factor * 100)::BIGINT AS income_real_ore,
                (dep.department_id IS NOT NULL) AS known_department,
                f.moved_in, f.from_social_housing, f.arrived, f.stayed, f.moved_out,
                f.to_social_housing, f.exited,
@@ -322,12 +330,9 @@ def _build(con: duckdb.DuckDBPyConnection, departments: pd.DataFrame, tool_adopt
     for part in (stock, in_movers, other_in, out_movers, exits):
         frame = frame.merge(part, on=["department_id", "year"], how="left")
     _finish_counts(frame, first_year)
-    _shares(frame, "")
-    for prefix, n_col in (("in_", "n_in_movers"), ("out_", "n_out_movers")):
-        tmp = frame.rename(columns={n_col: f"{prefix}n_residents"})
-        _shares(tmp, prefix)
-        for m in ("share_qualifying_edu", "share_employed", "share_non_western"):
-            frame[f"{prefix}{m}"] = tmp[f"{prefix}{m}"].to_numpy()
+    for prefix, residents in (("", "n_residents"), ("in_", "n_in_movers"),
+                              ("out_", "n_out_movers")):
+        _shares(frame, prefix, residents)
     with np.errstate(invalid="ignore", divide="ignore"):
         frame["in_share_from_social_housing"] = frame["in_n_from_social_housing"] / frame["n_in_movers"]
         frame["out_share_to_social_housing"] = frame["out_n_to_social_housing"] / frame["n_out_movers"]
@@ -343,7 +348,7 @@ def _stock_filters(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object
     n_stock, n_adult, n_lf, n_inc = con.execute("""
         SELECT count(*), count(*) FILTER (WHERE age BETWEEN 18 AND 64),
                count(*) FILTER (WHERE age BETWEEN 18 AND 64 AND in_labour_force),
-               count(income_real) FILTER (WHERE age BETWEEN 18 AND 64)
+               count(income_real_ore) FILTER (WHERE age BETWEEN 18 AND 64)
         FROM p WHERE department_id IS NOT NULL
     """).fetchone()
     ledger += [
