@@ -3,7 +3,9 @@
 For each letting tool (flexible letting, municipal referral) and each stock composition measure:
 
 - Callaway-Sant'Anna group-time ATTs (doubly robust, never-treated controls) with their simple,
-  dynamic and group aggregations and the pre-test of parallel trends;
+  dynamic and group aggregations and the pre-test of parallel trends, unconditional and, where the
+  departments carry ``market_type``, conditional on the housing market and on LBF support
+  (``covariates`` column: ``none`` / ``market+supported``): tools were not adopted at random;
 - TWFE with the binary adoption and with the intensity of use (share of lettings through the tool);
 - the continuous-treatment dose response (ATT of the intensity, CGBS 2024) for flexible letting;
 - the Goodman-Bacon decomposition of the binary TWFE estimate.
@@ -75,39 +77,19 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
     aggs, cells, twfes, doses, bacons, problems = [], [], [], [], [], []
     figures: dict[str, object] = {}
     data = panel.copy()
+    specs: list[tuple[str, list[str] | None]] = [("none", None)]
+    if "market_type" in data and data["market_type"].notna().all():
+        data["waiting_list_market"] = (data["market_type"] == "waiting_list").astype(float)
+        data["supported_department"] = data["supported"].astype(float)
+        specs.append(("market+supported", ["waiting_list_market", "supported_department"]))
     for tool in tools:
         data[f"intensity_{tool}_filled"] = data[f"intensity_{tool}"].fillna(0.0)
         for outcome in outcomes:
             key = {"tool": tool, "outcome": outcome}
-            try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always")
-                    res = did.att_gt(data, outcome, "department_id", "year", f"cohort_{tool}",
-                                     n_boot=n_boot, seed=seed, unbalanced="drop")
-                for w in caught:
-                    problems.append({**key, "estimator": "att_gt", "kind": "warning",
-                                     "message": str(w.message)})
-                cells.append(res.att_gt.assign(**key))
-                for kind in ("simple", "dynamic", "group"):
-                    agg = res.aggregate(kind, na_rm=True)
-                    o = agg.overall
-                    row = {**key, "aggregation": kind, "key": "overall", "att": o.att, "se": o.se,
-                           "lower": float(o.lower), "upper": float(o.upper)}
-                    if kind == "simple":
-                        row["pretest_p_value"] = res.pretest.p_value if res.pretest else np.nan
-                        if truth is not None:
-                            row["truth"] = true_simple_att(data, truth, outcome, tool)
-                    aggs.append(row)
-                    if agg.by is not None:
-                        by = agg.by.rename(columns={agg.by.columns[0]: "key"})
-                        by["key"] = by["key"].astype(str)
-                        aggs += [{**key, "aggregation": kind, **r}
-                                 for r in by.to_dict("records")]
-                if outcome == "share_employed":
-                    figures[f"event_study_{tool}_{outcome}"] = res.aggregate(
-                        "dynamic", na_rm=True).plot()
-            except EstimationError as err:
-                problems.append({**key, "estimator": "att_gt", "kind": "error", "message": str(err)})
+            for spec_name, covariates in specs:
+                _att_gt(data, outcome, tool, covariates, {**key, "covariates": spec_name},
+                        truth=truth, n_boot=n_boot, seed=seed, aggs=aggs, cells=cells,
+                        problems=problems, figures=figures if spec_name == "none" else None)
             for treatment in (f"in_force_{tool}", f"intensity_{tool}_filled"):
                 try:
                     tw = did.twfe(data, outcome, treatment)
@@ -141,3 +123,37 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
         problems=pd.DataFrame(problems, columns=["tool", "outcome", "estimator", "kind", "message"]),
         figures=figures,
     )
+
+
+def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] | None,
+            key: dict[str, str], *, truth: pd.DataFrame | None, n_boot: int, seed: int,
+            aggs: list[dict], cells: list[pd.DataFrame], problems: list[dict],
+            figures: dict[str, object] | None) -> None:
+    """One att_gt fit with its aggregations appended to the running tables."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = did.att_gt(data, outcome, "department_id", "year", f"cohort_{tool}",
+                             covariates=covariates, n_boot=n_boot, seed=seed, unbalanced="drop")
+        problems += [{**key, "estimator": "att_gt", "kind": "warning", "message": str(w.message)}
+                     for w in caught]
+    except EstimationError as err:
+        problems.append({**key, "estimator": "att_gt", "kind": "error", "message": str(err)})
+        return
+    cells.append(res.att_gt.assign(**key))
+    for kind in ("simple", "dynamic", "group"):
+        agg = res.aggregate(kind, na_rm=True)
+        o = agg.overall
+        row = {**key, "aggregation": kind, "key": "overall", "att": o.att, "se": o.se,
+               "lower": float(o.lower), "upper": float(o.upper)}
+        if kind == "simple":
+            row["pretest_p_value"] = res.pretest.p_value if res.pretest else np.nan
+            if truth is not None:
+                row["truth"] = true_simple_att(data, truth, outcome, tool)
+        aggs.append(row)
+        if agg.by is not None:
+            by = agg.by.rename(columns={agg.by.columns[0]: "key"})
+            by["key"] = by["key"].astype(str)
+            aggs += [{**key, "aggregation": kind, **r} for r in by.to_dict("records")]
+    if figures is not None and outcome == "share_employed":
+        figures[f"event_study_{tool}_{outcome}"] = res.aggregate("dynamic", na_rm=True).plot()

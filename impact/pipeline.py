@@ -203,7 +203,7 @@ def _estimate(registers: Registers, out: Path, config: RunConfig, state: dict[st
     for name, fig in est.figures.items():
         fig.savefig(figures / f"{name}.png", dpi=110, metadata={"Software": None})  # type: ignore[attr-defined]
     simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
-    cols = [c for c in ("tool", "outcome", "att", "se", "lower", "upper", "truth",
+    cols = [c for c in ("tool", "outcome", "covariates", "att", "se", "lower", "upper", "truth",
                         "pretest_p_value") if c in simple]
     print(simple[cols].to_string(index=False), file=sys.stderr)
 

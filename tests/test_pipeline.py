@@ -49,7 +49,8 @@ def test_run_writes_every_step(two_runs: tuple[Path, Path]) -> None:
     assert "panel.parquet" in prov["outputs_sha256"]
     agg = pd.read_csv(out / "tables" / "did_aggregates.csv")
     simple = agg[agg["aggregation"] == "simple"]
-    assert len(simple) == 8 and simple["truth"].notna().all()
+    assert len(simple) == 16 and simple["truth"].notna().all()  # 2 tools x 4 outcomes x 2 specs
+    assert set(simple["covariates"]) == {"none", "market+supported"}
 
 
 def test_same_seed_gives_byte_identical_outputs(two_runs: tuple[Path, Path]) -> None:

@@ -24,7 +24,7 @@ def write(registers: Registers, folder: Path, fmt: str) -> Path:
     for name, frame in registers.tables().items():
         if fmt == "parquet":
             frame = frame.copy()
-            for col in frame.select_dtypes(include="object").columns:
+            for col in frame.select_dtypes(include=["object", "str"]).columns:
                 kinds = {type(v) for v in frame[col].dropna()}
                 if len(kinds) > 1:  # a column with text among numbers is stored as text
                     frame[col] = frame[col].map(lambda v: None if pd.isna(v) else str(v))
