@@ -59,6 +59,9 @@ from impact.errors import DataSpecError, Violation
 from impact.registers import Registers
 
 REPORT_GROUPS = ("both", "referral_only", "flexible_only", "neither")
+# bits of the per-person-year move flags
+MOVED_IN, FROM_SOCIAL_HOUSING, ARRIVED, STAYED, MOVED_OUT, TO_SOCIAL_HOUSING, EXITED = (
+    1, 2, 4, 8, 16, 32, 64)
 MEASURES = ("share_qualifying_edu", "share_employed", "mean_household_income",
             "mean_household_income_nominal", "share_non_western")
 COUNTS = ("n_residents", "n_non_western", "n_labour_force_18_64", "n_qualifying_edu", "n_employed",
@@ -86,28 +89,6 @@ class Panel:
         f = self.frame
         return (f"Panel({f['department_id'].nunique()} departments x {f['year'].nunique()} years, "
                 f"{f.shape[1]} columns)")
-
-
-def _measures_sql(prefix: str, col: str = "x.") -> str:
-    """The aggregate SELECT list of the four measures and their counts.
-
-    ``prefix`` names the output columns (``""``, ``"in_"``, ``"out_"``); ``col`` is how the person
-    attributes are referred to in the FROM relation (e.g. ``"x."`` or ``"x.c_"``).
-    """
-    adult = f"{col}age BETWEEN 18 AND 64"
-    lf = f"{adult} AND {col}in_labour_force"
-    p = prefix
-    return f""",
-        count(*) AS {p}n_residents,
-        count(*) FILTER (WHERE {col}non_western) AS {p}n_non_western,
-        count(*) FILTER (WHERE {lf}) AS {p}n_labour_force_18_64,
-        count(*) FILTER (WHERE {lf} AND {col}education BETWEEN 20 AND 80) AS {p}n_qualifying_edu,
-        count(*) FILTER (WHERE {lf} AND {col}employed) AS {p}n_employed,
-        count({col}income_real_ore) FILTER (WHERE {adult}) AS {p}n_income_18_64,
-        count(*) FILTER (WHERE {adult} AND {col}income_real_ore IS NULL)
-            AS {p}n_income_missing_18_64,
-        sum({col}income_real_ore) FILTER (WHERE {adult})::BIGINT AS {p}sum_income_real_ore,
-        sum({col}income_nominal_ore) FILTER (WHERE {adult})::BIGINT AS {p}sum_income_nominal_ore"""
 
 
 def _shares(frame: pd.DataFrame, prefix: str, residents: str) -> None:
@@ -139,10 +120,11 @@ def _move_flags(pid: np.ndarray, year: np.ndarray, dep: np.ndarray, first_year: 
     Returns
     -------
     DataFrame
-        ``person_id``, ``year`` and boolean columns, row by row as given: ``moved_in`` (in a department at *t*, present at
-        *t-1* elsewhere or outside social housing), ``from_social_housing``, ``arrived`` (absent at
-        *t-1*), ``stayed`` (same department at *t-1*), ``moved_out`` (in a department at *t*, present
-        at *t+1* elsewhere or outside), ``to_social_housing``, ``exited`` (absent at *t+1*).
+        ``person_id``, ``year`` and ``moves``, a bit mask per row as given: ``MOVED_IN`` (in a
+        department at *t*, present at *t-1* elsewhere or outside social housing),
+        ``FROM_SOCIAL_HOUSING``, ``ARRIVED`` (absent at *t-1*), ``STAYED`` (same department at
+        *t-1*), ``MOVED_OUT`` (in a department at *t*, present at *t+1* elsewhere or outside),
+        ``TO_SOCIAL_HOUSING``, ``EXITED`` (absent at *t+1*).
     """
     span = int(year.max() - year.min()) + 2
     key = pid * span + (year - year.min())
@@ -165,16 +147,72 @@ def _move_flags(pid: np.ndarray, year: np.ndarray, dep: np.ndarray, first_year: 
     prev_in, next_in = ~np.isnan(prev_dep), ~np.isnan(next_dep)
     moved_in = here & has_prev & ~(prev_in & (prev_dep == dep)) & (year > first_year)
     moved_out = here & has_next & ~(next_in & (next_dep == dep))
-    return pd.DataFrame({
-        "person_id": pid, "year": year,
-        "moved_in": moved_in,
-        "from_social_housing": moved_in & prev_in,
-        "arrived": here & ~has_prev & (year > first_year),
-        "stayed": here & has_prev & prev_in & (prev_dep == dep),
-        "moved_out": moved_out,
-        "to_social_housing": moved_out & next_in,
-        "exited": here & ~has_next & (year < last_year),
-    })
+    flags = (
+        moved_in * MOVED_IN
+        + (moved_in & prev_in) * FROM_SOCIAL_HOUSING
+        + (here & ~has_prev & (year > first_year)) * ARRIVED
+        + (here & has_prev & prev_in & (prev_dep == dep)) * STAYED
+        + moved_out * MOVED_OUT
+        + (moved_out & next_in) * TO_SOCIAL_HOUSING
+        + (here & ~has_next & (year < last_year)) * EXITED
+    ).astype(np.uint8)
+    return pd.DataFrame({"person_id": pid, "year": year, "moves": flags})
+
+
+def _group_sums(cols: dict[str, np.ndarray], group: np.ndarray, n_groups: int) -> pd.DataFrame:
+    """Counts and income sums of stock, in-movers and out-movers per group (exact integer sums).
+
+    Each person-year gets a 6-bit trait code (non-Western, 18-64, labour force, qualifying
+    education, employed, income known); one ``bincount`` of ``group * 64 + code`` per population
+    gives every count at once, and the small (group x code) table is then summed over codes.
+    """
+    age = np.asarray(cols["age"])
+    edu = np.asarray(cols["education"])
+    traits = np.asarray(cols["traits"]).astype("int64")
+    moves = np.asarray(cols["moves"]).astype("int64")
+    inc_real = np.ma.asarray(cols["income_real_ore"])
+    has_inc = ~np.ma.getmaskarray(inc_real)
+    inc_real = np.ma.filled(inc_real.astype("float64"), 0.0)
+    inc_nom = np.ma.filled(np.ma.asarray(cols["income_nominal_ore"]).astype("float64"), 0.0)
+    adult = (age >= 18) & (age <= 64)
+    code = ((traits & 1) + 2 * adult + 4 * (adult & (traits & 2 > 0))
+            + 8 * ((edu >= 20) & (edu <= 80)) + 16 * (traits & 4 > 0) + 32 * has_inc)
+    cell = group * 64 + code
+    codes = np.arange(64)
+    nw, ad, lf, qual, emp, inc = ((codes >> b) & 1 > 0 for b in range(6))
+    out: dict[str, np.ndarray] = {}
+    income_rows = adult & has_inc
+    for prefix, subset in (("", None), ("in_", moves & MOVED_IN > 0),
+                           ("out_", moves & MOVED_OUT > 0)):
+        sel = cell if subset is None else cell[subset]
+        table = np.bincount(sel, minlength=n_groups * 64).reshape(n_groups, 64)
+        out[f"{prefix}n_residents"] = table.sum(axis=1)
+        out[f"{prefix}n_non_western"] = table[:, nw].sum(axis=1)
+        out[f"{prefix}n_18_64"] = table[:, ad].sum(axis=1)
+        out[f"{prefix}n_labour_force_18_64"] = table[:, lf].sum(axis=1)
+        out[f"{prefix}n_qualifying_edu"] = table[:, lf & qual].sum(axis=1)
+        out[f"{prefix}n_employed"] = table[:, lf & emp].sum(axis=1)
+        out[f"{prefix}n_income_18_64"] = table[:, ad & inc].sum(axis=1)
+        out[f"{prefix}n_income_missing_18_64"] = table[:, ad & ~inc].sum(axis=1)
+        rows = income_rows if subset is None else income_rows & subset
+        for name, values in (("sum_income_real_ore", inc_real), ("sum_income_nominal_ore", inc_nom)):
+            out[f"{prefix}{name}"] = np.bincount(group[rows], weights=values[rows],
+                                                 minlength=n_groups)
+    move_table = np.bincount(group * 256 + moves * 2 + (age > 0),
+                             minlength=n_groups * 256).reshape(n_groups, 128, 2)
+    bits = np.arange(128)
+
+    def moved(bit: int, older: bool | None = None) -> np.ndarray:
+        sub = move_table[:, bits & bit > 0, :]
+        return (sub.sum(axis=(1, 2)) if older is None else sub[:, :, int(older)].sum(axis=1))
+
+    out["in_n_from_social_housing"] = moved(FROM_SOCIAL_HOUSING)
+    out["out_n_to_social_housing"] = moved(TO_SOCIAL_HOUSING)
+    out["n_arrivals"] = moved(ARRIVED, older=True)
+    out["n_newborns"] = moved(ARRIVED, older=False)
+    out["n_stayers"] = moved(STAYED)
+    out["out_n_exits"] = moved(EXITED)
+    return pd.DataFrame({k: np.asarray(v).astype("int64") for k, v in out.items()})
 
 
 def _ledger_row(step: str, name: str, rows_in: int, removed: int, note: str) -> dict[str, object]:
@@ -247,88 +285,77 @@ def _build(con: duckdb.DuckDBPyConnection, departments: pd.DataFrame, tool_adopt
     if len(years) == 0:
         raise DataSpecError([Violation("persons", "year", "not empty", 0, (), "no person-years")])
     first_year, last_year = int(years[0]), int(years[-1])
-    deflate = pd.DataFrame({"year": years,
-                            "factor": spec_mod.deflator(years, base_year=spec.study.price_base_year)})
     keys = con.execute("SELECT person_id, year, department_id FROM persons_src").fetchnumpy()
-    flags = _move_flags(
-        np.asarray(keys["person_id"], dtype="int64"), np.asarray(keys["year"], dtype="int64"),
-        np.ma.filled(np.ma.asarray(keys["department_id"]).astype("float64"), np.nan),
-        first_year, last_year)
-    con.register("flags", flags)
-    con.register("deflate", deflate)
+    pid = np.asarray(keys["person_id"], dtype="int64")
+    pyear = np.asarray(keys["year"], dtype="int64")
+    dep = np.ma.filled(np.ma.asarray(keys["department_id"]).astype("float64"), np.nan)
+    ledger: list[dict[str, object]] = []
+    here = ~np.isnan(dep)
+    known_ids = pd.Index(departments["department_id"].to_numpy(dtype="float64"))
+    unknown = here & (known_ids.get_indexer(dep) < 0)
+    ledger.append(_ledger_row("stock", "person without department", len(dep), int((~here).sum()),
+                              "not in social housing (used only to define movers)"))
+    ledger.append(_ledger_row("stock", "unknown department", int(here.sum()), int(unknown.sum()),
+                              "department_id not in departments"))
+    if unknown.any():
+        idx = np.flatnonzero(unknown)[:10]
+        raise DataSpecError([Violation(
+            "persons", "department_id", "foreign key", int(unknown.sum()),
+            tuple(f"person_id={pid[i]}, year={pyear[i]}, department_id={int(dep[i])}" for i in idx),
+            "must exist in departments.department_id")])
+    con.register("flags", _move_flags(pid, pyear, dep, first_year, last_year))
     con.register("departments", departments[["department_id"]])
-    con.execute("""
-        CREATE TEMP TABLE p AS
-        SELECT pr.person_id, pr.year, pr.household_id, pr.department_id, pr.age,
-               pr.non_western::BOOLEAN AS non_western, pr.in_labour_force::BOOLEAN AS in_labour_force,
-               pr.employed::BOOLEAN AS employed, pr.education,
+    # fixed-price factor per year as a list literal indexed by year (no join on 12M rows)
+    span = np.arange(first_year, last_year + 1)
+    factors = ", ".join(repr(float(f)) for f in
+                        spec_mod.deflator(span, base_year=spec.study.price_base_year))
+    # DuckDB joins each person-year to its household income and hands the rows (in any order,
+    # each carrying its own move flags) to numpy, which sums every measure per (department, year)
+    # with bincount: one pass, exact integer sums, no dependence on thread order.
+    cols = con.execute(f"""
+        SELECT pr.department_id, pr.year, pr.age, pr.education,
+               (pr.non_western::INT + 2 * pr.in_labour_force::INT + 4 * pr.employed::INT)::UTINYINT
+                   AS traits,
+               f.moves,
                round(h.disposable_income * 100)::BIGINT AS income_nominal_ore,
-               round(h.disposable_income * d.factor * 100)::BIGINT AS income_real_ore,
-               (dep.department_id IS NOT NULL) AS known_department,
-               f.moved_in, f.from_social_housing, f.arrived, f.stayed, f.moved_out,
-               f.to_social_housing, f.exited,
+               round(h.disposable_income * [{factors}][pr.year - {first_year} + 1] * 100)::BIGINT
+                   AS income_real_ore,
                (f.person_id = pr.person_id AND f.year = pr.year) AS aligned
         FROM persons_src pr POSITIONAL JOIN flags f
         LEFT JOIN households_src h ON h.household_id = pr.household_id AND h.year = pr.year
-        LEFT JOIN deflate d ON d.year = pr.year
-        LEFT JOIN departments dep ON dep.department_id = pr.department_id
-    """)
-    (misaligned,) = con.execute("SELECT count(*) FROM p WHERE NOT aligned").fetchone()
-    if misaligned:  # pragma: no cover - a guard on DuckDB's scan order
+        WHERE pr.department_id IS NOT NULL
+    """).fetchnumpy()
+    if not np.asarray(cols.pop("aligned")).all():  # pragma: no cover - guards DuckDB's scan order
         raise RuntimeError("internal error: person rows and move flags are out of step")
-    ledger: list[dict[str, object]] = []
-    n_rows, n_nodep, n_unknown = con.execute("""
-        SELECT count(*), count(*) FILTER (WHERE department_id IS NULL),
-               count(*) FILTER (WHERE department_id IS NOT NULL AND NOT known_department) FROM p
-    """).fetchone()
-    ledger.append(_ledger_row("stock", "person without department", n_rows, n_nodep,
-                              "not in social housing (used only to define movers)"))
-    ledger.append(_ledger_row("stock", "unknown department", n_rows - n_nodep, n_unknown,
-                              "department_id not in departments"))
-    if n_unknown:
-        ex = con.execute("""SELECT person_id, year, department_id FROM p
-                            WHERE department_id IS NOT NULL AND NOT known_department
-                            ORDER BY person_id, year LIMIT 10""").fetchall()
-        raise DataSpecError([Violation("persons", "department_id", "foreign key", int(n_unknown),
-                                       tuple(f"person_id={a}, year={b}, department_id={c}"
-                                             for a, b, c in ex))])
-    _stock_filters(con, ledger)
-
-    stock = con.execute(f"""
-        SELECT x.department_id, x.year {_measures_sql("")}
-        FROM p x WHERE x.department_id IS NOT NULL GROUP BY 1, 2
-    """).df()
-
-    # In-movers of t are described at t; out-movers of t at t-1 (their row of t-1, year + 1).
-    in_movers = con.execute(f"""
-        SELECT x.department_id, x.year {_measures_sql("in_")},
-               count(*) FILTER (WHERE x.from_social_housing) AS in_n_from_social_housing
-        FROM p x WHERE x.moved_in GROUP BY 1, 2
-    """).df().rename(columns={"in_n_residents": "n_in_movers"})
-    other_in = con.execute("""
-        SELECT department_id, year,
-               count(*) FILTER (WHERE arrived AND age > 0) AS n_arrivals,
-               count(*) FILTER (WHERE arrived AND age = 0) AS n_newborns,
-               count(*) FILTER (WHERE stayed) AS n_stayers
-        FROM p WHERE department_id IS NOT NULL AND year > ? GROUP BY 1, 2
-    """, [first_year]).df()
-    out_movers = con.execute(f"""
-        SELECT x.department_id, x.year + 1 AS year {_measures_sql("out_")},
-               count(*) FILTER (WHERE x.to_social_housing) AS out_n_to_social_housing
-        FROM p x WHERE x.moved_out GROUP BY 1, 2
-    """).df().rename(columns={"out_n_residents": "n_out_movers"})
-    exits = con.execute("""
-        SELECT department_id, year + 1 AS year, count(*) AS n_exits
-        FROM p WHERE exited GROUP BY 1, 2
-    """).df()
-    _mover_ledger(con, ledger, first_year)
+    dept_index = pd.Index(np.sort(departments["department_id"].to_numpy()))
+    group = (dept_index.get_indexer(np.asarray(cols["department_id"], dtype="int64"))
+             * (last_year - first_year + 1) + np.asarray(cols["year"], dtype="int64") - first_year)
+    grid = pd.MultiIndex.from_product(
+        [dept_index, np.arange(first_year, last_year + 1)], names=["department_id", "year"]
+    ).to_frame(index=False)
+    sums = _group_sums(cols, group, len(grid))
+    grouped = pd.concat([grid, sums], axis=1)
+    out_cols = [c for c in grouped.columns if c.startswith("out_")]
+    stock = grouped.drop(columns=out_cols).rename(columns={"in_n_residents": "n_in_movers"})
+    out_movers = grouped[["department_id", "year", *out_cols]].assign(
+        year=grouped["year"] + 1).rename(columns={"out_n_residents": "n_out_movers",
+                                                  "out_n_exits": "n_exits"})
+    stock = stock[stock["year"].isin(years)]
+    _filters_ledger(stock, ledger, first_year)
+    con.execute("""CREATE TEMP VIEW pm AS
+                   SELECT pr.person_id, pr.year, pr.household_id, pr.department_id,
+                          (f.moves & 1) > 0 AS moved_in
+                   FROM persons_src pr POSITIONAL JOIN flags f""")
 
     grid = pd.MultiIndex.from_product(
         [np.sort(departments["department_id"].to_numpy()), years], names=["department_id", "year"]
     ).to_frame(index=False)
     frame = grid
-    for part in (stock, in_movers, other_in, out_movers, exits):
+    for part in (stock, out_movers):
         frame = frame.merge(part, on=["department_id", "year"], how="left")
+    first = frame["year"].to_numpy() == first_year
+    for c in ("n_arrivals", "n_newborns", "n_stayers"):
+        frame.loc[first, c] = np.nan
     _finish_counts(frame, first_year)
     for prefix, residents in (("", "n_residents"), ("in_", "n_in_movers"),
                               ("out_", "n_out_movers")):
@@ -344,13 +371,14 @@ def _build(con: duckdb.DuckDBPyConnection, departments: pd.DataFrame, tool_adopt
     return Panel(frame=_order(frame), attrition=attrition)
 
 
-def _stock_filters(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object]]) -> None:
-    n_stock, n_adult, n_lf, n_inc = con.execute("""
-        SELECT count(*), count(*) FILTER (WHERE age BETWEEN 18 AND 64),
-               count(*) FILTER (WHERE age BETWEEN 18 AND 64 AND in_labour_force),
-               count(income_real_ore) FILTER (WHERE age BETWEEN 18 AND 64)
-        FROM p WHERE department_id IS NOT NULL
-    """).fetchone()
+def _filters_ledger(stock: pd.DataFrame, ledger: list[dict[str, object]], first_year: int) -> None:
+    """Ledger rows of the stock and in-mover filters, from the grouped counts."""
+    tot = stock.sum(numeric_only=True)
+    later = stock[stock["year"] > first_year].sum(numeric_only=True)
+    n_stock, n_adult = int(tot["n_residents"]), int(tot["n_18_64"])
+    n_lf, n_inc = int(tot["n_labour_force_18_64"]), int(tot["n_income_18_64"])
+    n_all, n_first = int(later["n_residents"]), n_stock - int(later["n_residents"])
+    n_stay, n_arr, n_born = (int(later[c]) for c in ("n_stayers", "n_arrivals", "n_newborns"))
     ledger += [
         _ledger_row("stock", "age 18-64", n_stock, n_stock - n_adult,
                     "education, employment and income measures (non-Western: all residents)"),
@@ -358,20 +386,7 @@ def _stock_filters(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object
                     "education and employment measures"),
         _ledger_row("stock", "missing household income", n_adult, n_adult - n_inc,
                     "income measure (18-64)"),
-    ]
-
-
-def _mover_ledger(con: duckdb.DuckDBPyConnection, ledger: list[dict[str, object]], first_year: int
-                  ) -> None:
-    n_all, n_arr, n_born, n_stay = con.execute("""
-        SELECT count(*), count(*) FILTER (WHERE arrived AND age > 0),
-               count(*) FILTER (WHERE arrived AND age = 0), count(*) FILTER (WHERE stayed)
-        FROM p WHERE department_id IS NOT NULL AND year > ?
-    """, [first_year]).fetchone()
-    (n_first,) = con.execute(
-        f"SELECT count(*) FROM p WHERE department_id IS NOT NULL AND year = {first_year}").fetchone()
-    ledger += [
-        _ledger_row("in_movers", "first year (no t-1)", n_all + n_first, n_first,
+        _ledger_row("in_movers", "first year (no t-1)", n_stock, n_first,
                     f"{first_year}: movers undefined"),
         _ledger_row("in_movers", "stayed in department", n_all, n_stay, "not a move"),
         _ledger_row("in_movers", "absent at t-1 (arrival)", n_all - n_stay, n_arr,
@@ -419,12 +434,12 @@ def _add_intensity(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, spec: sp
     linked = con.execute(f"""
         WITH tenants AS (
             SELECT l.department_id, l.year + 1 AS year, p.household_id, min(l.channel) AS channel
-            FROM lettings_src l JOIN p ON p.person_id = l.person_id AND p.year = l.year + 1
-                                  AND p.department_id = l.department_id
+            FROM lettings_src l JOIN pm p ON p.person_id = l.person_id AND p.year = l.year + 1
+                                          AND p.department_id = l.department_id
             GROUP BY 1, 2, 3
         )
         SELECT a.department_id, a.year, count(*) AS n_in_movers_linked, {link_sql}
-        FROM p a JOIN tenants l ON l.department_id = a.department_id AND l.year = a.year
+        FROM pm a JOIN tenants l ON l.department_id = a.department_id AND l.year = a.year
                                 AND l.household_id = a.household_id
         WHERE a.moved_in
         GROUP BY 1, 2
