@@ -1,0 +1,144 @@
+"""Benchmark :func:`impact.bayes.hierarchical` at report scale: samplers and parameterisations.
+
+Simulated panel (:func:`impact.bayes.synthetic_panel`, seeded): 60 municipalities x 10
+departments = 600 departments x 10 years, plans nested in municipalities, effects that differ by
+municipality. For every sampler (nutpie, PyMC's own NUTS, numpyro only if installed) and every
+parameterisation asked for, fits 4 chains x (tune + draws) and prints wall time (compilation
+included), the worst R-hat / bulk / tail ESS over the parameters of interest, divergences, BFMI,
+bulk ESS per second of wall time and whether the convergence gate passed.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_bayes.py [--samplers nutpie pymc] [--cores 2]
+        [--params cn] [--likelihood normal] [--municipalities 60] [--draws 1000] [--tune 1000]
+
+``--params`` codes, three letters: department intercepts and year effects, plan and municipality
+intercepts, group effects; ``c`` centred, ``n`` non-centred (``cnn`` is the default model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+import warnings
+
+import pandas as pd
+
+from impact.bayes import hierarchical, synthetic_panel
+
+
+def run_one(
+    frame: pd.DataFrame,
+    sampler: str,
+    params: str,
+    likelihood: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int,
+) -> dict[str, object]:
+    """Fit once and return one row of the benchmark table."""
+    kw: dict[str, object] = {}
+    if likelihood == "binomial":
+        outcome, kw["trials"] = "n_employed", "n_labour_force"
+    else:
+        outcome = "log_income"
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = hierarchical(
+            frame,
+            outcome,
+            "in_force",
+            likelihood=likelihood,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            sampler=sampler,
+            seed=seed,
+            centred_intercepts=params[0] == "c",
+            centred_levels=params[1] == "c",
+            centred_effects=params[2] == "c",
+            **kw,
+        )
+    wall = time.perf_counter() - t0
+    d = fit.diagnostics.iloc[0]
+    pooled = fit.effects.iloc[0]
+    return {
+        "sampler": fit.sampler,
+        "params": params,
+        "wall_s": round(wall, 1),
+        "r_hat": round(float(d["r_hat"]), 4),
+        "ess_bulk": int(d["ess_bulk"]),
+        "ess_tail": int(d["ess_tail"]),
+        "divergences": int(d["divergences"]),
+        "bfmi": round(float(d["bfmi"]), 2),
+        "ess_bulk_per_s": round(float(d["ess_bulk"]) / wall, 1),
+        "pooled_mean": round(float(pooled["mean"]), 4),
+        "converged": bool(d["converged"]),
+    }
+
+
+def main() -> None:
+    """Parse arguments, run the grid, print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--samplers", nargs="+", default=["nutpie", "pymc", "numpyro"])
+    ap.add_argument("--params", nargs="+", default=["cnn"])
+    ap.add_argument("--likelihood", default="normal")
+    ap.add_argument("--municipalities", type=int, default=60)
+    ap.add_argument("--departments-per-municipality", type=int, default=10)
+    ap.add_argument("--draws", type=int, default=1000)
+    ap.add_argument("--tune", type=int, default=1000)
+    ap.add_argument("--chains", type=int, default=4)
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--share-adopting", type=float, default=0.4)
+    args = ap.parse_args()
+
+    sim = synthetic_panel(
+        2024,
+        n_municipalities=args.municipalities,
+        departments_per_municipality=args.departments_per_municipality,
+        share_adopting=args.share_adopting,
+    )
+    frame = sim.frame
+    print(
+        f"panel: {frame['department_id'].nunique()} departments x {frame['year'].nunique()} "
+        f"years, {args.chains} chains x ({args.tune} tune + {args.draws} draws), "
+        f"{args.cores} cores, likelihood {args.likelihood}; true pooled effect "
+        f"{sim.effect_pooled if args.likelihood != 'binomial' else sim.effect_pooled_logit}"
+    )
+    rows = []
+    for sampler in args.samplers:
+        if sampler != "pymc" and importlib.util.find_spec(sampler) is None:
+            print(f"skip {sampler}: not installed")
+            continue
+        for params in args.params:
+            row = run_one(
+                frame,
+                sampler,
+                params,
+                args.likelihood,
+                args.draws,
+                args.tune,
+                args.chains,
+                args.cores,
+                args.seed,
+            )
+            rows.append(row)
+            print(pd.DataFrame([row]).to_string(index=False, header=len(rows) == 1), flush=True)
+    table = pd.DataFrame(rows)
+    print()
+    print(table.to_string(index=False))
+    if {"nutpie", "pymc"} <= set(table["sampler"]):
+        best = table.groupby("sampler")["ess_bulk_per_s"].max()
+        print(
+            f"\nESS/s nutpie / PyMC NUTS (best parameterisation): {best['nutpie'] / best['pymc']:.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

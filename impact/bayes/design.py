@@ -1,0 +1,355 @@
+"""Input checks and model arrays (configuration, design) for the Bayesian hierarchical DiD model.
+
+The model (see :func:`impact.bayes.model.build_model`) is, for department ``i`` in year ``t``::
+
+    eta[i, t] = a_unit[i] + year[t] + effect[g(i)] * d[i, t]
+
+with ``d`` the treatment (0/1 adoption or intensity in [0, 1]), ``g(i)`` the ``effect_by`` group of
+the department and ``a_unit`` nested in the grouping ``levels`` (e.g. afdeling within helhedsplan
+within kommune). ``eta`` is the mean of a normal or Student-t likelihood on the standardised outcome,
+or the log-odds of a binomial likelihood on counts.
+
+Missing finer levels
+--------------------
+A null in a level other than the coarsest (typically ``plan_id``: departments without a
+helhedsplan) means "no group at this level". These departments are pooled into one pseudo-group
+``"none"`` inside their coarser group (one "no plan" group per municipality), so that their
+intercepts are shrunk towards the other non-supported departments of the same municipality.
+Group keys are composite (a plan is identified by plan *and* municipality), so the nesting always
+holds. Nulls in the coarsest level, the unit, time, treatment, outcome, trials or ``effect_by``
+columns are errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from impact.errors import EstimationError
+
+Likelihood = Literal["normal", "binomial", "student_t"]
+Pooling = Literal["partial", "complete", "none"]
+LIKELIHOODS = ("normal", "binomial", "student_t")
+POOLINGS = ("partial", "complete", "none")
+NONE_LEVEL = "none"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines the model (hashed into saved posteriors).
+
+    Parameters
+    ----------
+    outcome, treatment, unit, time
+        Column names. ``outcome`` holds the successes ``k`` for the binomial likelihood.
+    levels
+        Grouping columns the units are nested in, finest first (e.g. ``("plan_id",
+        "municipality_id")``).
+    effect_by
+        Column whose groups get their own, partially pooled treatment effect.
+    effect_by_extra
+        Optional second grouping (e.g. housing-market type) adding an additive, partially pooled
+        deviation to the treatment effect.
+    likelihood
+        ``"normal"``, ``"student_t"`` or ``"binomial"``.
+    trials
+        Column with the number of trials ``n`` (binomial only).
+    pooling
+        ``"partial"`` (hierarchical effects), ``"complete"`` (one common effect) or ``"none"``
+        (independent effects per group). Used by :func:`impact.bayes.compare_pooling`.
+    centred_intercepts
+        Centred parameterisation of the unit intercepts and the year effects (default; measured
+        to sample far better with ~10 years per department).
+    centred_levels
+        Centred parameterisation of the plan and municipality intercepts.
+    centred_effects
+        Centred parameterisation of the group treatment effects.
+    event_time
+        Optional column with the time relative to adoption (``year - first_year``; null for
+        never-adopting units). Adds event-time dynamics, see :func:`impact.bayes.model.build_model`.
+    event_window
+        ``(first lead, last lag)``: relative times beyond the window are binned into its ends;
+        ``-1`` is the reference period.
+    """
+
+    outcome: str
+    treatment: str
+    unit: str = "department_id"
+    time: str = "year"
+    levels: tuple[str, ...] = ("plan_id", "municipality_id")
+    effect_by: str = "municipality_id"
+    effect_by_extra: str | None = None
+    likelihood: str = "normal"
+    trials: str | None = None
+    pooling: str = "partial"
+    centred_intercepts: bool = True
+    centred_levels: bool = False
+    centred_effects: bool = False
+    event_time: str | None = None
+    event_window: tuple[int, int] = (-4, 5)
+
+    def to_dict(self) -> dict[str, object]:
+        """The configuration as a JSON-serialisable dict."""
+        d = asdict(self)
+        d["levels"] = list(self.levels)
+        d["event_window"] = list(self.event_window)
+        return d
+
+    def hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the configuration, stable across sessions."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Design:
+    """Arrays and coordinates prepared from the panel for :func:`impact.bayes.model.build_model`.
+
+    ``level_parent[j]`` maps each group of level ``j`` to its group at level ``j + 1`` (-1 for the
+    coarsest level); ``unit_parent`` maps units to the finest level.
+    """
+
+    y: np.ndarray
+    d: np.ndarray
+    n_trials: np.ndarray | None
+    unit_idx: np.ndarray
+    time_idx: np.ndarray
+    effect_idx: np.ndarray
+    extra_idx: np.ndarray | None
+    units: list[str]
+    times: list[str]
+    effect_groups: list[str]
+    extra_groups: list[str] | None
+    level_names: list[str]
+    level_groups: list[list[str]]
+    level_parent: list[np.ndarray]
+    unit_parent: np.ndarray | None
+    y_loc: float
+    y_scale: float
+    lead_idx: np.ndarray | None = None
+    lag_idx: np.ndarray | None = None
+    leads: list[int] = field(default_factory=list)
+    lags: list[int] = field(default_factory=list)
+    data_hash: str = ""
+    extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def n_obs(self) -> int:
+        """Number of department-years."""
+        return int(self.y.shape[0])
+
+
+def _require_columns(data: pd.DataFrame, cols: list[str]) -> None:
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise EstimationError(
+            f"impact.bayes: column(s) {missing} not in the data (available: {list(data.columns)})"
+        )
+
+
+def _check_nulls(data: pd.DataFrame, cols: list[str]) -> None:
+    counts = {c: int(data[c].isna().sum()) for c in cols}
+    bad = {c: n for c, n in counts.items() if n}
+    if bad:
+        desc = ", ".join(f"{c}: {n} of {len(data)} rows" for c, n in bad.items())
+        raise EstimationError(
+            f"impact.bayes: missing values (NaN/null) in used columns ({desc}); rows are never "
+            "dropped silently: impute or filter them explicitly before fitting"
+        )
+
+
+def _constant_within_unit(data: pd.DataFrame, unit: str, col: str) -> None:
+    n = data.groupby(unit, observed=True)[col].nunique(dropna=False)
+    bad = n[n > 1]
+    if len(bad):
+        ex = ", ".join(map(str, bad.index[:10]))
+        raise EstimationError(
+            f"impact.bayes: {col!r} must be constant within each {unit!r}; {len(bad)} unit(s) "
+            f"have several values, e.g. {ex}"
+        )
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    cat = pd.Categorical(values.astype(str))
+    return np.asarray(cat.codes, dtype=np.int64), [str(c) for c in cat.categories]
+
+
+def validate_config(config: ModelConfig) -> None:
+    """Check option values (not the data) and raise :class:`impact.EstimationError` if invalid."""
+    if config.likelihood not in LIKELIHOODS:
+        raise EstimationError(
+            f"impact.bayes: likelihood must be one of {LIKELIHOODS}, got {config.likelihood!r}"
+        )
+    if config.pooling not in POOLINGS:
+        raise EstimationError(f"impact.bayes: pooling must be one of {POOLINGS}")
+    if config.likelihood == "binomial" and config.trials is None:
+        raise EstimationError(
+            "impact.bayes: likelihood='binomial' needs trials= (the column with n, e.g. "
+            "'n_labour_force'); outcome is then the count k"
+        )
+    if config.likelihood != "binomial" and config.trials is not None:
+        raise EstimationError("impact.bayes: trials= is only used with likelihood='binomial'")
+    lo, hi = config.event_window
+    if config.event_time is not None and not lo <= -2 < 0 <= hi:
+        raise EstimationError("impact.bayes: event_window must be (lead <= -2, lag >= 0)")
+    if len(set(config.levels)) != len(config.levels) or config.unit in config.levels:
+        raise EstimationError(f"impact.bayes: levels {config.levels} must be distinct columns")
+
+
+def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
+    """Validate the panel and turn it into model arrays.
+
+    Raises
+    ------
+    impact.EstimationError
+        Missing columns, nulls in used columns (counted per column), duplicate unit-years,
+        treatment outside [0, 1] or without variation, counts with ``k > n`` or negative or
+        non-integer counts, levels that vary within a unit.
+    """
+    validate_config(config)
+    if not isinstance(data, pd.DataFrame):
+        raise EstimationError("impact.bayes: data must be a pandas DataFrame")
+    used = [config.outcome, config.treatment, config.unit, config.time, config.effect_by]
+    used += [c for c in (config.trials, config.effect_by_extra) if c is not None]
+    optional = [config.event_time] if config.event_time is not None else []
+    _require_columns(data, list(dict.fromkeys(used + list(config.levels) + optional)))
+    if len(data) == 0:
+        raise EstimationError("impact.bayes: data has no rows")
+    coarsest = list(config.levels[-1:])
+    _check_nulls(data, list(dict.fromkeys(used + coarsest)))
+    dup = data.duplicated([config.unit, config.time])
+    if dup.any():
+        raise EstimationError(
+            f"impact.bayes: {int(dup.sum())} duplicated ({config.unit}, {config.time}) rows"
+        )
+
+    d = pd.to_numeric(data[config.treatment], errors="coerce").to_numpy(dtype=float)
+    if np.isnan(d).any() or (d < 0).any() or (d > 1).any():
+        raise EstimationError(
+            f"impact.bayes: treatment {config.treatment!r} must be numeric in [0, 1] (adoption "
+            f"0/1 or intensity); {int(np.sum(~((d >= 0) & (d <= 1))))} row(s) are not"
+        )
+    if not (d > 0).any() or not (d == 0).any():
+        raise EstimationError(
+            f"impact.bayes: treatment {config.treatment!r} needs both treated (>0) and untreated "
+            "(0) department-years"
+        )
+
+    y = pd.to_numeric(data[config.outcome], errors="coerce").to_numpy(dtype=float)
+    if not np.isfinite(y).all():
+        raise EstimationError(
+            f"impact.bayes: outcome {config.outcome!r} has {int((~np.isfinite(y)).sum())} "
+            "non-numeric or infinite value(s)"
+        )
+    n_trials = None
+    if config.likelihood == "binomial":
+        assert config.trials is not None
+        n = pd.to_numeric(data[config.trials], errors="coerce").to_numpy(dtype=float)
+        problems = {
+            "negative outcome": int((y < 0).sum()),
+            "non-integer outcome": int((y != np.round(y)).sum()),
+            "non-integer or negative trials": int(((n != np.round(n)) | (n < 0)).sum()),
+            "trials < outcome": int((n < y).sum()),
+        }
+        bad = {k: v for k, v in problems.items() if v}
+        if bad:
+            raise EstimationError(
+                "impact.bayes: binomial counts are invalid ("
+                + ", ".join(f"{k}: {v} row(s)" for k, v in bad.items())
+                + f"); outcome={config.outcome!r} is k, trials={config.trials!r} is n"
+            )
+        if n.sum() == 0:
+            raise EstimationError("impact.bayes: all trials are zero")
+        n_trials = n.astype(np.int64)
+        y = y.astype(np.int64)
+        p = (y.sum() + 0.5) / (n.sum() + 1.0)
+        y_loc, y_scale = float(np.log(p / (1 - p))), 1.0
+    else:
+        y_loc, y_scale = float(np.mean(y)), float(np.std(y))
+        if not y_scale > 0:
+            raise EstimationError(f"impact.bayes: outcome {config.outcome!r} does not vary")
+
+    unit_idx, units = _codes(data[config.unit])
+    time_idx, times = _codes(data[config.time])
+    if len(times) < 2:
+        raise EstimationError("impact.bayes: at least two time periods are needed")
+    for col in [*config.levels, config.effect_by, config.effect_by_extra]:
+        if col is not None:
+            _constant_within_unit(data, config.unit, col)
+
+    # Levels, coarsest first, with composite keys so that nesting holds by construction.
+    keys = pd.Series([""] * len(data), index=data.index, dtype=object)
+    level_codes: list[np.ndarray] = []
+    level_groups: list[list[str]] = []
+    for col in reversed(config.levels):
+        v = data[col].astype(object).where(data[col].notna(), NONE_LEVEL).astype(str)
+        keys = (keys + "/" + v) if keys.iloc[0] != "" else v
+        c, g = _codes(keys)
+        level_codes.insert(0, c)
+        level_groups.insert(0, g)
+    level_parent: list[np.ndarray] = []
+    for j in range(len(level_codes)):
+        parent = np.full(len(level_groups[j]), -1, dtype=np.int64)
+        if j + 1 < len(level_codes):
+            parent[level_codes[j]] = level_codes[j + 1]
+        level_parent.append(parent)
+    unit_parent = None
+    if level_codes:
+        unit_parent = np.zeros(len(units), dtype=np.int64)
+        unit_parent[unit_idx] = level_codes[0]
+
+    effect_idx, effect_groups = _codes(data[config.effect_by])
+    extra_idx, extra_groups = (None, None)
+    if config.effect_by_extra is not None:
+        extra_idx, extra_groups = _codes(data[config.effect_by_extra])
+
+    events = _event_indices(data, config, d)
+    cols = list(dict.fromkeys(used + list(config.levels) + optional))
+    data_hash = hashlib.sha256(
+        pd.util.hash_pandas_object(data[cols], index=False).to_numpy().tobytes()
+    ).hexdigest()[:16]
+    return Design(
+        y=y,
+        d=d,
+        n_trials=n_trials,
+        unit_idx=unit_idx,
+        time_idx=time_idx,
+        effect_idx=effect_idx,
+        extra_idx=extra_idx,
+        units=units,
+        times=times,
+        effect_groups=effect_groups,
+        extra_groups=extra_groups,
+        level_names=list(config.levels),
+        level_groups=level_groups,
+        level_parent=level_parent,
+        unit_parent=unit_parent,
+        y_loc=y_loc,
+        y_scale=y_scale,
+        **events,
+        data_hash=data_hash,
+    )
+
+
+def _event_indices(data: pd.DataFrame, config: ModelConfig, d: np.ndarray) -> dict[str, object]:
+    """Binned lead / lag indices (-1 = none) for the event-time dynamics."""
+    if config.event_time is None:
+        return {}
+    e = pd.to_numeric(data[config.event_time], errors="coerce").to_numpy(dtype=float)
+    missing_treated = int((np.isnan(e) & (d > 0)).sum())
+    if missing_treated:
+        raise EstimationError(
+            f"impact.bayes: event_time {config.event_time!r} is null in {missing_treated} "
+            "treated row(s); it may be null only for units that never adopt"
+        )
+    lo, hi = config.event_window
+    leads, lags = list(range(lo, -1)), list(range(0, hi + 1))
+    eb = np.clip(np.where(np.isnan(e), -1, np.round(e)), lo, hi).astype(np.int64)
+    lead_idx = np.where(eb <= -2, eb - lo, -1)
+    lag_idx = np.where(eb >= 0, eb, -1)
+    return {"lead_idx": lead_idx, "lag_idx": lag_idx, "leads": leads, "lags": lags}

@@ -1,0 +1,124 @@
+"""Sampling: PyMC's own NUTS, nutpie or numpyro, always chosen explicitly.
+
+PyMC >= 5.2x silently switches ``pm.sample()`` to nutpie when it is installed; here the sampler is
+always passed as ``nuts_sampler=`` and recorded in the result.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from impact.errors import EstimationError
+
+SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
+
+#: nutpie's mass-matrix adaptation. Measured at report scale (600 departments, 4 x 2000
+#: iterations): "draw_diag" (Stan-like, from the draws' variance) gave min bulk ESS 736 against
+#: 498 for nutpie's default "diag" (the plan-level sd mixes slowest) in the same time;
+#: "low_rank" took 45x longer.
+NUTPIE_ADAPTATION = "draw_diag"
+
+
+def resolve_sampler(sampler: str) -> str:
+    """The NUTS implementation to use: ``"auto"`` is nutpie when importable, else PyMC's own."""
+    if sampler not in SAMPLERS:
+        raise EstimationError(f"impact.bayes: sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if sampler == "auto":
+        return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
+    if sampler != "pymc" and importlib.util.find_spec(sampler) is None:
+        raise EstimationError(
+            f"impact.bayes: sampler={sampler!r} requested but {sampler} is not installed "
+            "(install the 'fast' extra, or use sampler='pymc')"
+        )
+    return sampler
+
+
+@dataclass(frozen=True)
+class SamplingRun:
+    """What ran: the sampler, its settings and the wall time (compilation included)."""
+
+    sampler: str
+    draws: int
+    tune: int
+    chains: int
+    cores: int
+    target_accept: float
+    seed: int | None
+    wall_seconds: float
+    adaptation: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a JSON-serialisable dict."""
+        return dict(self.__dict__)
+
+
+def sample(
+    model: Any,
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int | None = None,
+    sampler: str = "auto",
+    target_accept: float = 0.95,
+    seed: int | None = None,
+    progressbar: bool = False,
+) -> tuple[Any, SamplingRun]:
+    """Run NUTS on a PyMC model.
+
+    Parameters
+    ----------
+    model
+        A :class:`pymc.Model`.
+    draws, tune, chains
+        Kept draws, tuning iterations and chains.
+    cores
+        Chains run in parallel; default ``min(chains, os.cpu_count())``.
+    sampler
+        ``"auto"``, ``"nutpie"``, ``"pymc"`` or ``"numpyro"``.
+    target_accept
+        NUTS target acceptance rate (0.95 by default, for hierarchical geometry).
+    seed
+        Random seed; a given seed gives identical draws.
+    progressbar
+        Show a progress bar.
+
+    Returns
+    -------
+    (DataTree, SamplingRun)
+    """
+    import pymc as pm
+
+    which = resolve_sampler(sampler)
+    if draws < 1 or tune < 1 or chains < 1:
+        raise EstimationError("impact.bayes: draws, tune and chains must be positive")
+    if not 0 < target_accept < 1:
+        raise EstimationError("impact.bayes: target_accept must be in (0, 1)")
+    n_cores = int(cores if cores is not None else min(chains, os.cpu_count() or 1))
+    nuts: dict[str, Any] = {"target_accept": target_accept}
+    if which == "nutpie":
+        nuts["adaptation"] = NUTPIE_ADAPTATION
+    t0 = time.perf_counter()
+    with model:
+        idata = pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=n_cores,
+            nuts_sampler=which,  # always explicit: PyMC would silently pick nutpie
+            random_seed=seed,
+            progressbar=progressbar,
+            quiet=not progressbar,
+            nuts=nuts,
+            compute_convergence_checks=False,
+        )
+    wall = time.perf_counter() - t0
+    adaptation = nuts.get("adaptation", "stan-windowed-diag" if which == "pymc" else "")
+    run = SamplingRun(
+        which, draws, tune, chains, n_cores, target_accept, seed, wall, str(adaptation)
+    )
+    return idata, run
