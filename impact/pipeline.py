@@ -142,7 +142,7 @@ def run_study(*, data: str | Path | None = None, out: str | Path = "results",
     """
     config = config or RunConfig()
     data_path = Path(data) if data is not None else None
-    steps = _steps(simulated=data_path is None)
+    steps = _steps(simulated=data_path is None, config=config)
     progress = progress or Progress(total=2 + len(steps) + 1)
     registers, hashes = load_inputs(data_path, config, progress)
     out = Path(out)
@@ -208,7 +208,33 @@ def _estimate(registers: Registers, out: Path, config: RunConfig, state: dict[st
     print(simple[cols].to_string(index=False), file=sys.stderr)
 
 
-def _steps(*, simulated: bool) -> list[tuple[str, Step]]:
+def _bayes(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
+    """Hierarchical model of the flexible-letting intensity effect on the employment share."""
+    from impact import bayes
+
+    frame = state["panel"].frame
+    data = frame[frame["n_labour_force_18_64"] > 0].copy()
+    dropped = len(frame) - len(data)
+    print(f"      bayes: {dropped} department-years without residents 18-64 in the labour force "
+          "left out (no employment share)", file=sys.stderr)
+    data["intensity_flexible_letting"] = data["intensity_flexible_letting"].fillna(0.0)
+    result = bayes.hierarchical(
+        data, "share_employed", "intensity_flexible_letting", likelihood="normal",
+        draws=config.bayes_draws, tune=config.bayes_tune, chains=config.bayes_chains,
+        seed=config.seed, threshold=0.01)
+    tables = out / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    result.effects.assign(left_out_department_years=dropped).to_csv(
+        tables / "bayes_effects_flexible_letting_share_employed.csv", index=False)
+    result.diagnostics.to_csv(tables / "bayes_diagnostics.csv", index=False)
+    result.plot().savefig(out / "figures" / "bayes_forest_flexible_letting.png", dpi=110,
+                          metadata={"Software": None})
+    pooled = result.effects[result.effects["group"] == "pooled"]
+    print(pooled.to_string(index=False), file=sys.stderr)
+    print(result.diagnostics.to_string(index=False), file=sys.stderr)
+
+
+def _steps(*, simulated: bool, config: RunConfig) -> list[tuple[str, Step]]:
     """The steps after validation, in data-flow order."""
     steps: list[tuple[str, Step]] = []
     if simulated:
@@ -216,4 +242,7 @@ def _steps(*, simulated: bool) -> list[tuple[str, Step]]:
     steps.append(("Building the department-year panel", _build_panel))
     steps.append(("Report figures 7.1-7.12 (descriptive trends by group)", _describe))
     steps.append(("Difference-in-differences: att_gt, TWFE, dose response, Bacon", _estimate))
+    if config.bayes:
+        steps.append(("Bayesian hierarchical model (PyMC): intensity effects by municipality",
+                      _bayes))
     return steps
