@@ -120,7 +120,8 @@ def _move_flags(pid: np.ndarray, year: np.ndarray, dep: np.ndarray, first_year: 
     Returns
     -------
     DataFrame
-        ``person_id``, ``year`` and ``moves``, a bit mask per row as given: ``MOVED_IN`` (in a
+        ``moves``, a bit mask per row in the order given (joined back by position: DuckDB's
+        POSITIONAL JOIN pairs the n-th person row with the n-th flag row): ``MOVED_IN`` (in a
         department at *t*, present at *t-1* elsewhere or outside social housing),
         ``FROM_SOCIAL_HOUSING``, ``ARRIVED`` (absent at *t-1*), ``STAYED`` (same department at
         *t-1*), ``MOVED_OUT`` (in a department at *t*, present at *t+1* elsewhere or outside),
@@ -156,63 +157,46 @@ def _move_flags(pid: np.ndarray, year: np.ndarray, dep: np.ndarray, first_year: 
         + (moved_out & next_in) * TO_SOCIAL_HOUSING
         + (here & ~has_next & (year < last_year)) * EXITED
     ).astype(np.uint8)
-    return pd.DataFrame({"person_id": pid, "year": year, "moves": flags})
+    return pd.DataFrame({"moves": flags})
 
 
-def _group_sums(cols: dict[str, np.ndarray], group: np.ndarray, n_groups: int) -> pd.DataFrame:
-    """Counts and income sums of stock, in-movers and out-movers per group (exact integer sums).
+def _group_sums(cells: pd.DataFrame, group: np.ndarray, n_groups: int) -> pd.DataFrame:
+    """Counts and income sums of stock, in-movers and out-movers per (department, year) group.
 
-    Each person-year gets a 6-bit trait code (non-Western, 18-64, labour force, qualifying
-    education, employed, income known); one ``bincount`` of ``group * 64 + code`` per population
-    gives every count at once, and the small (group x code) table is then summed over codes.
+    ``cells`` holds one row per group, trait code and move-flag combination with its number of
+    persons ``n`` and its income sums in øre. Trait bits: 1 non-Western, 2 aged 18-64, 4 18-64 in
+    the labour force, 8 qualifying education, 16 employed, 32 household income known, 64 age > 0.
     """
-    age = np.asarray(cols["age"])
-    edu = np.asarray(cols["education"])
-    traits = np.asarray(cols["traits"]).astype("int64")
-    moves = np.asarray(cols["moves"]).astype("int64")
-    inc_real = np.ma.asarray(cols["income_real_ore"])
-    has_inc = ~np.ma.getmaskarray(inc_real)
-    inc_real = np.ma.filled(inc_real.astype("float64"), 0.0)
-    inc_nom = np.ma.filled(np.ma.asarray(cols["income_nominal_ore"]).astype("float64"), 0.0)
-    adult = (age >= 18) & (age <= 64)
-    code = ((traits & 1) + 2 * adult + 4 * (adult & (traits & 2 > 0))
-            + 8 * ((edu >= 20) & (edu <= 80)) + 16 * (traits & 4 > 0) + 32 * has_inc)
-    cell = group * 64 + code
-    codes = np.arange(64)
-    nw, ad, lf, qual, emp, inc = ((codes >> b) & 1 > 0 for b in range(6))
+    code = cells["code"].to_numpy(dtype="int64")
+    moves = cells["moves"].to_numpy(dtype="int64")
+    n = cells["n"].to_numpy(dtype="float64")
+    real = cells["real_ore"].to_numpy(dtype="float64", na_value=0.0)
+    nom = cells["nom_ore"].to_numpy(dtype="float64", na_value=0.0)
+    nw, adult, lf, qual, emp, inc, older = ((code >> b) & 1 > 0 for b in range(7))
+
+    def total(mask: np.ndarray, values: np.ndarray = n) -> np.ndarray:
+        return np.bincount(group, weights=np.where(mask, values, 0.0), minlength=n_groups)
+
     out: dict[str, np.ndarray] = {}
-    income_rows = adult & has_inc
-    for prefix, subset in (("", None), ("in_", moves & MOVED_IN > 0),
+    for prefix, subset in (("", np.ones(len(cells), dtype=bool)), ("in_", moves & MOVED_IN > 0),
                            ("out_", moves & MOVED_OUT > 0)):
-        sel = cell if subset is None else cell[subset]
-        table = np.bincount(sel, minlength=n_groups * 64).reshape(n_groups, 64)
-        out[f"{prefix}n_residents"] = table.sum(axis=1)
-        out[f"{prefix}n_non_western"] = table[:, nw].sum(axis=1)
-        out[f"{prefix}n_18_64"] = table[:, ad].sum(axis=1)
-        out[f"{prefix}n_labour_force_18_64"] = table[:, lf].sum(axis=1)
-        out[f"{prefix}n_qualifying_edu"] = table[:, lf & qual].sum(axis=1)
-        out[f"{prefix}n_employed"] = table[:, lf & emp].sum(axis=1)
-        out[f"{prefix}n_income_18_64"] = table[:, ad & inc].sum(axis=1)
-        out[f"{prefix}n_income_missing_18_64"] = table[:, ad & ~inc].sum(axis=1)
-        rows = income_rows if subset is None else income_rows & subset
-        for name, values in (("sum_income_real_ore", inc_real), ("sum_income_nominal_ore", inc_nom)):
-            out[f"{prefix}{name}"] = np.bincount(group[rows], weights=values[rows],
-                                                 minlength=n_groups)
-    move_table = np.bincount(group * 256 + moves * 2 + (age > 0),
-                             minlength=n_groups * 256).reshape(n_groups, 128, 2)
-    bits = np.arange(128)
-
-    def moved(bit: int, older: bool | None = None) -> np.ndarray:
-        sub = move_table[:, bits & bit > 0, :]
-        return (sub.sum(axis=(1, 2)) if older is None else sub[:, :, int(older)].sum(axis=1))
-
-    out["in_n_from_social_housing"] = moved(FROM_SOCIAL_HOUSING)
-    out["out_n_to_social_housing"] = moved(TO_SOCIAL_HOUSING)
-    out["n_arrivals"] = moved(ARRIVED, older=True)
-    out["n_newborns"] = moved(ARRIVED, older=False)
-    out["n_stayers"] = moved(STAYED)
-    out["out_n_exits"] = moved(EXITED)
-    return pd.DataFrame({k: np.asarray(v).astype("int64") for k, v in out.items()})
+        out[f"{prefix}n_residents"] = total(subset)
+        out[f"{prefix}n_non_western"] = total(subset & nw)
+        out[f"{prefix}n_18_64"] = total(subset & adult)
+        out[f"{prefix}n_labour_force_18_64"] = total(subset & lf)
+        out[f"{prefix}n_qualifying_edu"] = total(subset & lf & qual)
+        out[f"{prefix}n_employed"] = total(subset & lf & emp)
+        out[f"{prefix}n_income_18_64"] = total(subset & adult & inc)
+        out[f"{prefix}n_income_missing_18_64"] = total(subset & adult & ~inc)
+        out[f"{prefix}sum_income_real_ore"] = total(subset & adult & inc, real)
+        out[f"{prefix}sum_income_nominal_ore"] = total(subset & adult & inc, nom)
+    out["in_n_from_social_housing"] = total(moves & FROM_SOCIAL_HOUSING > 0)
+    out["out_n_to_social_housing"] = total(moves & TO_SOCIAL_HOUSING > 0)
+    out["n_arrivals"] = total((moves & ARRIVED > 0) & older)
+    out["n_newborns"] = total((moves & ARRIVED > 0) & ~older)
+    out["n_stayers"] = total(moves & STAYED > 0)
+    out["out_n_exits"] = total(moves & EXITED > 0)
+    return pd.DataFrame({k: np.rint(v).astype("int64") for k, v in out.items()})
 
 
 def _ledger_row(step: str, name: str, rows_in: int, removed: int, note: str) -> dict[str, object]:
@@ -309,31 +293,37 @@ def _build(con: duckdb.DuckDBPyConnection, departments: pd.DataFrame, tool_adopt
     span = np.arange(first_year, last_year + 1)
     factors = ", ".join(repr(float(f)) for f in
                         spec_mod.deflator(span, base_year=spec.study.price_base_year))
-    # DuckDB joins each person-year to its household income and hands the rows (in any order,
-    # each carrying its own move flags) to numpy, which sums every measure per (department, year)
-    # with bincount: one pass, exact integer sums, no dependence on thread order.
-    cols = con.execute(f"""
-        SELECT pr.department_id, pr.year, pr.age, pr.education,
-               (pr.non_western::INT + 2 * pr.in_labour_force::INT + 4 * pr.employed::INT)::UTINYINT
-                   AS traits,
-               f.moves,
-               round(h.disposable_income * 100)::BIGINT AS income_nominal_ore,
-               round(h.disposable_income * [{factors}][pr.year - {first_year} + 1] * 100)::BIGINT
-                   AS income_real_ore,
-               (f.person_id = pr.person_id AND f.year = pr.year) AS aligned
-        FROM persons_src pr POSITIONAL JOIN flags f
-        LEFT JOIN households_src h ON h.household_id = pr.household_id AND h.year = pr.year
-        WHERE pr.department_id IS NOT NULL
-    """).fetchnumpy()
-    if not np.asarray(cols.pop("aligned")).all():  # pragma: no cover - guards DuckDB's scan order
-        raise RuntimeError("internal error: person rows and move flags are out of step")
+    # One DuckDB pass joins each person-year to its household income and counts persons (and sums
+    # incomes, exactly in whole øre) per department, year, trait code and move flags; numpy then
+    # adds the cells up into every measure of the stock, the in-movers and the out-movers.
+    cells = con.execute(f"""
+        WITH x AS (
+            SELECT pr.department_id, pr.year,
+                   (pr.age BETWEEN 18 AND 64) AS adult,
+                   round(h.disposable_income * 100)::BIGINT AS income_nominal_ore,
+                   round(h.disposable_income * [{factors}][pr.year - {first_year} + 1] * 100)
+                       ::BIGINT AS income_real_ore,
+                   (pr.non_western::INT + 2 * adult::INT
+                    + 4 * (adult AND pr.in_labour_force)::INT
+                    + 8 * (pr.education BETWEEN 20 AND 80)::INT + 16 * pr.employed::INT
+                    + 32 * (h.disposable_income IS NOT NULL)::INT
+                    + 64 * (pr.age > 0)::INT)::UTINYINT AS code,
+                   f.moves
+            FROM persons_src pr POSITIONAL JOIN flags f
+            LEFT JOIN households_src h ON h.household_id = pr.household_id AND h.year = pr.year
+            WHERE pr.department_id IS NOT NULL
+        )
+        SELECT department_id, year, code, moves, count(*) AS n,
+               sum(income_real_ore)::BIGINT AS real_ore, sum(income_nominal_ore)::BIGINT AS nom_ore
+        FROM x GROUP BY ALL
+    """).df()
     dept_index = pd.Index(np.sort(departments["department_id"].to_numpy()))
-    group = (dept_index.get_indexer(np.asarray(cols["department_id"], dtype="int64"))
-             * (last_year - first_year + 1) + np.asarray(cols["year"], dtype="int64") - first_year)
+    group = (dept_index.get_indexer(cells["department_id"].to_numpy(dtype="int64"))
+             * (last_year - first_year + 1) + cells["year"].to_numpy(dtype="int64") - first_year)
     grid = pd.MultiIndex.from_product(
         [dept_index, np.arange(first_year, last_year + 1)], names=["department_id", "year"]
     ).to_frame(index=False)
-    sums = _group_sums(cols, group, len(grid))
+    sums = _group_sums(cells, group, len(grid))
     grouped = pd.concat([grid, sums], axis=1)
     out_cols = [c for c in grouped.columns if c.startswith("out_")]
     stock = grouped.drop(columns=out_cols).rename(columns={"in_n_residents": "n_in_movers"})
