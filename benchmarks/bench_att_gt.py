@@ -73,7 +73,7 @@ def simulate(n_units: int, n_periods: int = 10, seed: int = 0) -> pd.DataFrame:
 
 def run_impact(df: pd.DataFrame, n_boot: int) -> pd.Series:
     """Our estimator; returns ATT(g,t) indexed by (cohort, time)."""
-    from impact.did.att_gt import att_gt
+    from impact.did import att_gt
 
     r = att_gt(
         df, "y", "unit", "year", "cohort", covariates="x", method="dr", n_boot=n_boot, seed=1
