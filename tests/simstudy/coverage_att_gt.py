@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from impact import did, panel, simulate
+from impact.estimates import true_simple_att
 from impact.simulate.world import build_world
 
 
@@ -50,21 +51,9 @@ def replicate(seed: int, outcome: str = "share_employed") -> dict[str, float]:
             unbalanced="drop",
         )
     overall = res.aggregate("simple").overall
-    truth = reg.truth.merge(
-        frame[["department_id", "year", "cohort_flexible_letting"]], on=["department_id", "year"]
-    )
-    cohort = truth["cohort_flexible_letting"]
-    true_att = float(
-        truth.loc[(cohort > 0) & (truth["year"] >= cohort), f"{outcome}_effect"].mean()
-    )
-    return {
-        "seed": seed,
-        "att": overall.att,
-        "se": overall.se,
-        "lower": float(overall.lower),
-        "upper": float(overall.upper),
-        "truth": true_att,
-    }
+    return {"seed": seed, "att": overall.att, "se": overall.se, "lower": float(overall.lower),
+            "upper": float(overall.upper),
+            "truth": true_simple_att(frame, reg.truth, outcome, "flexible_letting")}
 
 
 def run(seeds: range, workers: int = 2, *, estimator: str = "att_gt") -> pd.DataFrame:
@@ -104,9 +93,6 @@ def replicate_dose(seed: int, outcome: str = "share_employed") -> dict[str, floa
         res = did.dose_response(frame, outcome, dose="intensity_flexible_letting",
                                 cohort="cohort_flexible_letting", n_boot=199, seed=seed)
     row = res.tidy().set_index("term").loc["ATT^o"]
-    truth = reg.truth.merge(frame[["department_id", "year", "cohort_flexible_letting"]],
-                            on=["department_id", "year"])
-    cohort = truth["cohort_flexible_letting"]
-    true_att = float(truth.loc[(cohort > 0) & (truth["year"] >= cohort), f"{outcome}_effect"].mean())
     return {"seed": seed, "att": float(row["estimate"]), "se": float(row["se"]),
-            "lower": float(row["lower"]), "upper": float(row["upper"]), "truth": true_att}
+            "lower": float(row["lower"]), "upper": float(row["upper"]),
+            "truth": true_simple_att(frame, reg.truth, outcome, "flexible_letting")}
