@@ -131,32 +131,30 @@ def _move_flags(pid: np.ndarray, year: np.ndarray, dep: np.ndarray, first_year: 
     key = pid * span + (year - year.min())
     order = np.argsort(key, kind="stable")
     step = np.diff(key[order]) == 1  # same person, consecutive years
-    dep_s = dep[order]
-    has_prev_s = np.r_[False, step]
-    has_next_s = np.r_[step, False]
-    prev_s = np.r_[np.nan, dep_s[:-1]]
-    next_s = np.r_[dep_s[1:], np.nan]
-
-    def back(sorted_values: np.ndarray) -> np.ndarray:
-        out = np.empty_like(sorted_values)
-        out[order] = sorted_values
-        return out
-
-    has_prev, has_next = back(has_prev_s), back(has_next_s)
-    prev_dep, next_dep = back(prev_s), back(next_s)
+    # everything below in sorted order; one scatter back at the end
+    dep = dep[order]
+    late = year[order] > first_year
+    early = year[order] < last_year
+    has_prev = np.r_[False, step]
+    has_next = np.r_[step, False]
+    prev_dep = np.r_[np.nan, dep[:-1]]
+    next_dep = np.r_[dep[1:], np.nan]
     here = ~np.isnan(dep)
     prev_in, next_in = ~np.isnan(prev_dep), ~np.isnan(next_dep)
-    moved_in = here & has_prev & ~(prev_in & (prev_dep == dep)) & (year > first_year)
-    moved_out = here & has_next & ~(next_in & (next_dep == dep))
-    flags = (
+    stayed = here & has_prev & (prev_dep == dep)
+    moved_in = here & has_prev & ~stayed & late
+    moved_out = here & has_next & ~(next_dep == dep)
+    sorted_flags = (
         moved_in * MOVED_IN
         + (moved_in & prev_in) * FROM_SOCIAL_HOUSING
-        + (here & ~has_prev & (year > first_year)) * ARRIVED
-        + (here & has_prev & prev_in & (prev_dep == dep)) * STAYED
+        + (here & ~has_prev & late) * ARRIVED
+        + stayed * STAYED
         + moved_out * MOVED_OUT
         + (moved_out & next_in) * TO_SOCIAL_HOUSING
-        + (here & ~has_next & (year < last_year)) * EXITED
+        + (here & ~has_next & early) * EXITED
     ).astype(np.uint8)
+    flags = np.empty_like(sorted_flags)
+    flags[order] = sorted_flags
     return pd.DataFrame({"moves": flags})
 
 
