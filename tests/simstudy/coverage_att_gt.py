@@ -58,10 +58,13 @@ def replicate(seed: int, outcome: str = "share_employed") -> dict[str, float]:
 
 def run(seeds: range, workers: int = 2, *, estimator: str = "att_gt") -> pd.DataFrame:
     """All replications, in ``workers`` processes (``estimator``: att_gt or dose_response)."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     fn = {"att_gt": replicate, "dose_response": replicate_dose}[estimator]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: the parent runs threaded libraries (BLAS, DuckDB)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         rows = list(pool.map(fn, seeds))
     return pd.DataFrame(rows)
 
