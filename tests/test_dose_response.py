@@ -154,10 +154,8 @@ def test_cells_equal_hand_computation_and_att_gt() -> None:
         att = dy[tr].mean() - dy[co & ~tr].mean()
         slope = np.polyfit(unit.loc[tr, "dose_true"], dy[tr], 1)[0]
         assert abs(row.att - att) < 1e-12 and abs(row.acr - slope) < 1e-10
-    try:
-        from impact.did.callaway_santanna import att_gt
-    except ImportError:  # pragma: no cover - att_gt is written separately
-        pytest.skip("impact.did.att_gt not available")
+    from impact.did import att_gt
+
     cs = att_gt(df, "y", "department_id", "year", "cohort", control="not_yet", method="reg",
                 n_boot=0).att_gt
     both = res.group_time.merge(cs, on=["cohort", "time"], suffixes=("", "_cs"))
