@@ -156,4 +156,7 @@ def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] |
             by["key"] = by["key"].astype(str)
             aggs += [{**key, "aggregation": kind, **r} for r in by.to_dict("records")]
     if figures is not None and outcome == "share_employed":
-        figures[f"event_study_{tool}_{outcome}"] = res.aggregate("dynamic", na_rm=True).plot()
+        fig = res.aggregate("dynamic", na_rm=True).plot()
+        fig.axes[0].set_title(f"{outcome} by years since adoption of {tool.replace('_', ' ')} "
+                              "(att_gt, dr, never-treated controls)", fontsize=9)
+        figures[f"event_study_{tool}_{outcome}"] = fig
