@@ -298,3 +298,15 @@ def test_intensity_equals_the_simulators_letting_shares(simulated) -> None:
         assert (m[f"in_force_{tool}"] | ~m[f"in_use_{tool}"]).all()
         np.testing.assert_array_equal(m[f"in_force_{tool}"] & (m[f"effective_share_{tool}"] > 0),
                                       m[f"in_use_{tool}"])
+
+
+def test_no_lettings_and_no_tools() -> None:
+    reg = fixture_registers()
+    built = panel.build(reg.replace(lettings=reg.lettings.iloc[:0],
+                                    tool_adoption=reg.tool_adoption.iloc[:0]))
+    f = built.frame
+    assert (f["n_lettings"] == 0).all() and f["intensity_flexible_letting"].isna().all()
+    assert (f["cohort_flexible_letting"] == 0).all() and not f["in_force_flexible_letting"].any()
+    supported = f[f["supported"]]
+    assert (supported["report_group"] == "neither").all()
+    assert row(built, 2, 2004)["n_in_movers"] == 2  # composition does not depend on lettings
