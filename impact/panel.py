@@ -249,28 +249,40 @@ def build(registers: Registers | str | Path, *, validate: bool = True, threads: 
                 for t in big:
                     path = str(folder / f"{t}.parquet").replace("'", "''")
                     con.execute(f"CREATE VIEW {t}_src AS SELECT * FROM read_parquet('{path}')")
-                return _build(con, small["departments"], small["tool_adoption"], spec)
+                import pyarrow.parquet as pq
+
+                keys = pq.read_table(folder / "persons.parquet",
+                                     columns=["person_id", "year", "department_id"])
+                arrays = tuple(keys.column(c).to_numpy() for c in keys.column_names)
+                return _build(con, small["departments"], small["tool_adoption"], spec, arrays)
         if validate:
             spec_mod.validate(registers, spec=spec)
         con.register("persons_src", registers.persons)
         con.register("households_src", registers.households)
         con.register("lettings_src", registers.lettings)
-        return _build(con, registers.departments, registers.tool_adoption, spec)
+        p = registers.persons
+        arrays = (p["person_id"].to_numpy(), p["year"].to_numpy(),
+                  p["department_id"].to_numpy(dtype="float64", na_value=np.nan))
+        return _build(con, registers.departments, registers.tool_adoption, spec, arrays)
     finally:
         con.close()
 
 
 def _build(con: duckdb.DuckDBPyConnection, departments: pd.DataFrame, tool_adoption: pd.DataFrame,
-           spec: spec_mod.Spec) -> Panel:
+           spec: spec_mod.Spec, keys: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Panel:
+    """The panel from registered relations ``persons_src``, ``households_src``, ``lettings_src``.
+
+    ``keys`` are the person_id, year and department_id (float, NaN = none) of ``persons_src`` in
+    its row order, which DuckDB's POSITIONAL JOIN relies on.
+    """
     years = con.execute("SELECT DISTINCT year FROM persons_src ORDER BY 1").fetchnumpy()["year"]
     years = np.asarray(years, dtype="int64")
     if len(years) == 0:
         raise DataSpecError([Violation("persons", "year", "not empty", 0, (), "no person-years")])
     first_year, last_year = int(years[0]), int(years[-1])
-    keys = con.execute("SELECT person_id, year, department_id FROM persons_src").fetchnumpy()
-    pid = np.asarray(keys["person_id"], dtype="int64")
-    pyear = np.asarray(keys["year"], dtype="int64")
-    dep = np.ma.filled(np.ma.asarray(keys["department_id"]).astype("float64"), np.nan)
+    pid = np.asarray(keys[0], dtype="int64")
+    pyear = np.asarray(keys[1], dtype="int64")
+    dep = np.asarray(keys[2], dtype="float64")
     ledger: list[dict[str, object]] = []
     here = ~np.isnan(dep)
     known_ids = pd.Index(departments["department_id"].to_numpy(dtype="float64"))
