@@ -23,7 +23,8 @@ __all__ = [
     "__version__",
 ]
 
-_SUBMODULES = {"spec", "io", "simulate", "panel", "describe", "did", "bayes", "cli", "provenance"}
+_SUBMODULES = {"spec", "io", "simulate", "panel", "describe", "did", "bayes", "estimates",
+               "pipeline", "provenance", "cli"}
 
 
 def __getattr__(name: str) -> Any:

@@ -90,7 +90,7 @@ def panel(
     try:
         registers = io.read_registers(data)
         spec.validate(registers)
-        result = panel_mod.build(registers)
+        result = panel_mod.build(registers, validate=False)  # validated just above
     except DataSpecError as err:
         _fail(err)
     out.parent.mkdir(parents=True, exist_ok=True)

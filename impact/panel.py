@@ -62,10 +62,6 @@ REPORT_GROUPS = ("both", "referral_only", "flexible_only", "neither")
 # bits of the per-person-year move flags
 MOVED_IN, FROM_SOCIAL_HOUSING, ARRIVED, STAYED, MOVED_OUT, TO_SOCIAL_HOUSING, EXITED = (
     1, 2, 4, 8, 16, 32, 64)
-MEASURES = ("share_qualifying_edu", "share_employed", "mean_household_income",
-            "mean_household_income_nominal", "share_non_western")
-COUNTS = ("n_residents", "n_non_western", "n_labour_force_18_64", "n_qualifying_edu", "n_employed",
-          "n_income_18_64")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ hashes). Nothing is written when the input data fail validation.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 import tomllib
@@ -84,11 +83,6 @@ class Progress:
         print(f"      done in {time.perf_counter() - start:.1f} s", file=self.stream, flush=True)
 
 
-def has_module(name: str) -> bool:
-    """Whether a step's module exists in this version of impact."""
-    return importlib.util.find_spec(name) is not None
-
-
 def load_inputs(data: Path | None, config: RunConfig, progress: Progress
                 ) -> tuple[Registers, dict[str, str]]:
     """Read and validate register files, or simulate them. Returns registers and input hashes."""
@@ -100,9 +94,6 @@ def load_inputs(data: Path | None, config: RunConfig, progress: Progress
                 path = io.table_path(Path(data), table)
                 hashes[str(path.name)] = io.file_sha256(path)  # type: ignore[union-attr]
     else:
-        if not has_module("impact.simulate"):
-            raise ImpactError("no --data given and this version of impact has no simulator yet: "
-                              "pass --data DIR with the register tables")
         from impact import simulate
 
         with progress.step(f"Simulating registers (seed {config.seed}, scale {config.scale})"):

@@ -109,6 +109,17 @@ def aggregate_cells(
     pg = pg_group[np.searchsorted(groups, cohort)]
     empty = np.empty((influence.shape[0], 0))
 
+    def weighted_means(masks: list[NDArray[np.bool_]]) -> tuple[FloatArray, FloatArray]:
+        """Cohort-size weighted mean of the cells in each mask, with its influence function."""
+        atts, infs = [], []
+        for mask in masks:
+            which = np.flatnonzero(mask)
+            w = pg[which] / pg[which].sum()
+            atts.append(float(np.sum(att[which] * w)))
+            infs.append(_agg_inf(att, influence, which, w,
+                                 _wif(which, pg, unit_weights, unit_cohort, cohort)))
+        return np.asarray(atts), np.column_stack(infs)
+
     if kind == "simple":
         keep = np.flatnonzero((g_pos <= t_pos) & (t_pos <= g_pos + max_e))
         w = pg[keep] / pg[keep].sum()
@@ -149,18 +160,7 @@ def aggregate_cells(
                 "aggregate: no event times fall within the requested window; adjust "
                 "min_e/max_e/balance_e"
             )
-        att_e, inf_e = [], []
-        for e in eseq:
-            which = np.flatnonzero((e_all == e) & include)
-            w = pg[which] / pg[which].sum()
-            att_e.append(float(np.sum(att[which] * w)))
-            inf_e.append(
-                _agg_inf(
-                    att, influence, which, w, _wif(which, pg, unit_weights, unit_cohort, cohort)
-                )
-            )
-        by_att = np.asarray(att_e)
-        by_inf = np.column_stack(inf_e)
+        by_att, by_inf = weighted_means([(e_all == e) & include for e in eseq])
         pos = eseq >= 0
         if pos.any():
             overall = float(by_att[pos].mean())
@@ -176,18 +176,7 @@ def aggregate_cells(
         ]
         if not cal:
             raise EstimationError("aggregate: no calendar period has post-treatment cells")
-        att_t, inf_t = [], []
-        for tp in cal:
-            which = np.flatnonzero((t_pos == tp) & (g_pos <= t_pos))
-            w = pg[which] / pg[which].sum()
-            att_t.append(float(np.sum(att[which] * w)))
-            inf_t.append(
-                _agg_inf(
-                    att, influence, which, w, _wif(which, pg, unit_weights, unit_cohort, cohort)
-                )
-            )
-        by_att = np.asarray(att_t)
-        by_inf = np.column_stack(inf_t)
+        by_att, by_inf = weighted_means([(t_pos == tp) & (g_pos <= t_pos) for tp in cal])
         keys = grid[np.asarray(cal, dtype=int) - 1]
         return AggregateCore(float(by_att.mean()), by_inf.mean(axis=1), keys, by_att, by_inf)
 
