@@ -286,6 +286,26 @@ def test_logit_reaches_glm_precision():
     assert fit.converged and np.max(np.abs(grad)) < 1e-9
 
 
+def test_logit_newton_agrees_with_sklearn_and_halves_overshooting_steps():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(7)
+    n = 400
+    z = rng.normal(size=n)
+    d = (rng.random(n) < 1 / (1 + np.exp(-(0.3 + 2.5 * z)))).astype(float)
+    w = rng.uniform(0.5, 2.0, n)
+    # a badly scaled covariate: a full Newton step from zero overshoots and must be halved
+    for scale in (1.0, 40.0):
+        x = np.column_stack([np.ones(n), scale * z])
+        fit = fit_logit(x, d, w)
+        sk = LogisticRegression(C=np.inf, fit_intercept=False, tol=1e-12, max_iter=10_000)
+        sk.fit(x, d, sample_weight=w)
+        grad = x.T @ (w * (d - fit.fitted))
+        assert fit.converged and fit.solver == "newton"
+        assert np.max(np.abs(grad)) < 1e-9
+        np.testing.assert_allclose(fit.coef, sk.coef_.ravel(), rtol=1e-5)
+
+
 def test_missing_outcomes_are_reported_not_silently_dropped():
     d = data()
     d.loc[(d.countyreal == 8001) & (d.year == 2005), "lemp"] = np.nan

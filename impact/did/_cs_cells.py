@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from impact.did._cs_data import WidePanel
-from impact.did._cs_estimators import ESTIMATORS, CellFailure, LogitFit, fit_logit
+from impact.did._cs_estimators import ESTIMATORS, CellFailure, fit_logit
 
 FloatArray = NDArray[np.float64]
 
@@ -52,6 +52,11 @@ def estimate_cells(
 ) -> CellResults:
     """Estimate every ATT(g,t) and its influence function.
 
+    Cells that share their units, covariates and weights (a cohort's periods with the same
+    comparison cohorts and, for time-varying covariates, the same covariate period) are
+    estimated together: the propensity score, the outcome-regression design and every other
+    unit-level piece are computed once and applied to all their outcome changes at once.
+
     Parameters
     ----------
     panel
@@ -73,88 +78,94 @@ def estimate_cells(
     periods = panel.periods
     n, n_t = panel.y.shape
     coh = panel.cohort
+    cohort_values, cohort_sizes = np.unique(coh, return_counts=True)
+    size_of = dict(zip(cohort_values.tolist(), cohort_sizes.tolist(), strict=True))
     tfac = 1 if base_period == "varying" else 0
-    never = coh == 0
     cohorts_list: list[float] = []
     times: list[float] = []
     bases: list[float] = []
-    atts: list[float] = []
     n_tr: list[int] = []
     n_co: list[int] = []
-    columns: list[FloatArray | None] = []
-    messages: list[str] = []
-    fits: dict[tuple, LogitFit] = {}
+    atts: list[float] = []
+    labels: list[str] = []
+    notes: list[tuple[int, str]] = []  # (cell, message), reported in cell order
+    zero_cells: list[int] = []
+    failed: set[int] = set()
+    batches: dict[tuple, list[tuple[int, int, int]]] = {}  # key -> [(cell, cur, base)]
     for g in panel.groups:
         base_g = _base_index(periods, g, anticipation)
-        treated = coh == g
+        n_treated = size_of.get(float(g), 0)
         for ti in range(n_t - tfac):
             cur = ti + tfac
-            post = g <= periods[cur]
             base = ti if base_period == "varying" else base_g
-            if post:
+            if g <= periods[cur]:
                 base = base_g
             if base is None:
                 continue
+            j = len(atts)
             cohorts_list.append(g)
             times.append(periods[cur])
             bases.append(periods[base])
+            labels.append(f"ATT({g:g},{periods[cur]:g})")
+            atts.append(np.nan)
+            n_tr.append(n_treated)
             if base_period == "universal" and base == cur:
-                atts.append(0.0)
-                n_tr.append(int(treated.sum()))
+                atts[j] = 0.0
                 n_co.append(0)
-                columns.append(np.zeros(n))
+                zero_cells.append(j)
                 continue
             if control == "never":
-                ctrl = never
+                comparison = (0.0,) if 0.0 in cohort_values else ()
             else:
                 cutoff = periods[max(ti, base) + tfac] + anticipation
-                ctrl = never | ((coh > cutoff) & ~treated)
-            keep = treated | ctrl
-            n_tr.append(int(treated.sum()))
-            n_co.append(int(ctrl.sum()))
-            label = f"ATT({g:g},{periods[cur]:g})"
-            if not ctrl.any():
-                messages.append(f"{label}: no comparison units; set to NaN")
-                atts.append(np.nan)
-                columns.append(None)
+                comparison = tuple(
+                    float(c) for c in cohort_values if c == 0 or (c > cutoff and c != g)
+                )
+            n_co.append(sum(size_of[c] for c in comparison))
+            if not comparison:
+                notes.append((j, f"{labels[j]}: no comparison units; set to NaN"))
+                failed.add(j)
                 continue
-            idx = np.flatnonzero(keep)
-            d = treated[idx].astype(float)
-            dy = panel.y[idx, cur] - panel.y[idx, base]
             xi = min(base, cur)
-            x = panel.x_at(xi)[idx]
-            w = panel.weights[idx]
-            fit = None
-            if method != "reg":
-                key = (g, tuple(np.unique(coh[ctrl])), xi if panel.time_varying_x else -1)
-                fit = fits.get(key)
-                if fit is None:
-                    fit = fit_logit(x, d, w)
-                    fits[key] = fit
-                    if not fit.converged:
-                        messages.append(f"{label}: propensity score did not converge")
-            try:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    att, inf = estimator(dy, d, x, w, fit)
-            except CellFailure as exc:
-                messages.append(f"{label}: {exc}; set to NaN")
-                atts.append(np.nan)
-                columns.append(None)
-                continue
-            if not np.isfinite(att):
-                messages.append(f"{label}: estimate is not finite; set to NaN")
-                atts.append(np.nan)
-                columns.append(None)
-                continue
-            col = np.zeros(n)
-            col[idx] = (n / idx.size) * inf
-            atts.append(att)
-            columns.append(col)
+            key = (g, comparison, xi if panel.time_varying_x else -1)
+            batches.setdefault(key, []).append((j, cur, base))
+    influence = np.zeros((n, len(atts)))
+    for (g, comparison, xi_key), cells in batches.items():
+        cols = np.array([c[0] for c in cells])
+        treated = coh == g
+        idx = np.flatnonzero(treated | np.isin(coh, comparison))
+        d = treated[idx].astype(float)
+        y = panel.y[idx]
+        dy = y[:, [c[1] for c in cells]] - y[:, [c[2] for c in cells]]
+        xi = xi_key if xi_key >= 0 else min(cells[0][1], cells[0][2])
+        x = panel.x_at(xi)[idx]
+        w = panel.weights[idx]
+        fit = None
+        if method != "reg":
+            fit = fit_logit(x, d, w)
+            if not fit.converged:
+                notes.append((int(cols[0]), f"{labels[cols[0]]}: propensity score did not converge"))
+        try:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                att, inf = estimator(dy, d, x, w, fit)
+        except CellFailure as exc:
+            for j in cols:
+                notes.append((int(j), f"{labels[j]}: {exc}; set to NaN"))
+            failed.update(int(j) for j in cols)
+            continue
+        finite = np.isfinite(att)
+        for j in cols[~finite]:
+            notes.append((int(j), f"{labels[j]}: estimate is not finite; set to NaN"))
+            failed.add(int(j))
+        for j, a in zip(cols[finite], att[finite], strict=True):
+            atts[j] = float(a)
+        influence[np.ix_(idx, cols[finite])] = (n / idx.size) * inf[:, finite]
+    for j in failed:
+        influence[:, j] = np.nan
+    notes.sort(key=lambda item: item[0])  # stable: a cell's notes keep their order
+    messages = [m for _, m in notes]
     for m in messages:
         warnings.warn(f"att_gt: {m}", UserWarning, stacklevel=3)
-    influence = np.empty((n, len(columns)))
-    for j, col in enumerate(columns):
-        influence[:, j] = np.nan if col is None else col
     return CellResults(
         cohort=np.asarray(cohorts_list, dtype=float),
         time=np.asarray(times, dtype=float),

@@ -97,6 +97,29 @@ def _warn(notes: list[str], message: str) -> None:
     warnings.warn(f"att_gt: {message}", UserWarning, stacklevel=4)
 
 
+def _codes(values: pd.Series) -> tuple[NDArray[np.int64], int]:
+    """Integer codes in sorted order of the values (missing values get -1) and their count."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64, copy=False), len(uniques)
+
+
+def _duplicated(key: NDArray[np.int64], n_keys: int) -> NDArray[np.bool_]:
+    """Rows whose key (in ``0 .. n_keys - 1``) occurs more than once."""
+    if n_keys <= 4 * key.size + 1024:
+        return np.bincount(key, minlength=n_keys)[key] > 1
+    ordered = np.sort(key)
+    return np.isin(key, ordered[1:][ordered[1:] == ordered[:-1]])
+
+
+def _varies_within(ucode: NDArray[np.int64], n_units: int, values: NDArray) -> NDArray[np.bool_]:
+    """Per unit code: whether ``values`` (codes or floats without NaN) differ within the unit."""
+    first = np.empty(n_units, dtype=values.dtype)
+    first[ucode] = values
+    varies = np.zeros(n_units, dtype=bool)
+    varies[ucode[values != first[ucode]]] = True
+    return varies
+
+
 def prepare_panel(
     data: pd.DataFrame,
     *,
@@ -150,7 +173,9 @@ def prepare_panel(
     if cluster is not None and df[cluster].isna().any():
         raise EstimationError(f"att_gt: cluster column {cluster!r} has missing values")
 
-    dup = df.duplicated([unit, time], keep=False)
+    ucode, n_u = _codes(df[unit])
+    tcode, n_tv = _codes(df[time])
+    dup = _duplicated(ucode * n_tv + tcode, n_u * n_tv)
     if dup.any():
         bad = df.loc[dup, [unit, time]].drop_duplicates().itertuples(index=False)
         raise EstimationError(
@@ -166,20 +191,22 @@ def prepare_panel(
         )
     g = g.where(np.isfinite(g), 0.0).fillna(0.0)
     df[cohort] = g
-    varying = df.groupby(unit, sort=False)[cohort].nunique()
-    if (varying > 1).any():
+    varying = _varies_within(ucode, n_u, g.to_numpy())
+    if varying.any():
         raise EstimationError(
-            f"att_gt: cohort {cohort!r} varies within unit(s) {_examples(varying.index[varying > 1])}; "
+            f"att_gt: cohort {cohort!r} varies within unit(s) "
+            f"{_examples(pd.unique(df[unit].to_numpy()[varying[ucode]]))}; "
             "the cohort must be the unit's first treated period in every row (staggered adoption)"
         )
     for col, role in [(weights, "weights"), (cluster, "cluster")]:
         if col is None:
             continue
-        nun = df.groupby(unit, sort=False)[col].nunique(dropna=False)
-        if (nun > 1).any():
+        varies = _varies_within(ucode, n_u, _codes(df[col])[0])
+        if varies.any():
             raise EstimationError(
                 f"att_gt: {role} column {col!r} varies over time within unit(s) "
-                f"{_examples(nun.index[nun > 1])}; it must be constant per unit"
+                f"{_examples(pd.unique(df[unit].to_numpy()[varies[ucode]]))}; it must be constant "
+                "per unit"
             )
     if weights is not None:
         wv = df[weights].to_numpy(dtype=float)
@@ -200,13 +227,14 @@ def prepare_panel(
             + f" (units {_examples(pd.unique(df.loc[bad_rows, unit]))})",
         )
         df = df.loc[~bad_rows]
+        ucode = ucode[~bad_rows]
 
     periods = np.sort(df[time].unique()).astype(float)
     n_t = periods.size
     if n_t < 2:
         raise EstimationError(f"att_gt: need at least two time periods, found {n_t}")
-    counts = df.groupby(unit, sort=True).size()
-    short = counts.index[counts < n_t]
+    counts = np.bincount(ucode, minlength=n_u)
+    short = pd.unique(df[unit].to_numpy()[(counts < n_t)[ucode]])
     if len(short):
         if unbalanced == "drop":
             _warn(
@@ -263,13 +291,17 @@ def prepare_panel(
             + f": {_examples(ids)}",
         )
         df = df.loc[~early]
-    df = df.sort_values([unit, time], kind="stable")
-    n_units = df[unit].nunique()
-    if n_units == 0:
+    if df.empty:
         raise EstimationError("att_gt: no units left after the checks above")
+    # rows in (unit, time) order without a sort: each row's position in the balanced grid
+    ucode, n_units = _codes(df[unit])
     periods = np.sort(df[time].unique()).astype(float)
     if periods.size * n_units != len(df):
         raise EstimationError("att_gt: internal error: panel not balanced after filtering")
+    position = ucode * periods.size + np.searchsorted(periods, df[time].to_numpy(dtype=float))
+    order = np.empty(len(df), dtype=np.int64)
+    order[position] = np.arange(len(df))
+    df = df.iloc[order]
 
     unit_ids = df[unit].to_numpy()[:: periods.size]
     y = df[outcome].to_numpy(dtype=float).reshape(n_units, periods.size)

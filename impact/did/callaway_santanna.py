@@ -24,6 +24,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
+from impact.did._blas import single_blas_thread
 from impact.did._cs_bootstrap import analytic_se, analytic_vcov, multiplier_bootstrap
 from impact.did._cs_cells import estimate_cells
 from impact.did._cs_data import prepare_panel
@@ -172,13 +173,14 @@ def att_gt(
         anticipation=int(anticipation),
         unbalanced=unbalanced,
     )
-    cells = estimate_cells(
-        panel,
-        method=method,
-        control=control,
-        anticipation=int(anticipation),
-        base_period=base_period,
-    )
+    with single_blas_thread():
+        cells = estimate_cells(
+            panel,
+            method=method,
+            control=control,
+            anticipation=int(anticipation),
+            base_period=base_period,
+        )
     inf = cells.influence
     n = inf.shape[0]
     vcov_n = analytic_vcov(inf, panel.cluster)
