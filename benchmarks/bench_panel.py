@@ -6,11 +6,15 @@ a fresh subprocess (so peak memory is per engine):
 
 - ``duckdb_stock``: a hand-written DuckDB query of the stock measures straight from the parquet files;
 - ``duckdb_stock_movers``: the same plus in- and out-movers;
-- ``impact_panel``: ``impact.panel.build(folder, validate=False)`` (DuckDB reads the parquet files);
+- ``impact_panel``: ``impact.panel.build(folder, validate=False)`` (pyarrow reads the parquet files);
 - ``impact_panel_validated``: ``impact.io.read_registers`` + validation + ``impact.panel.build``.
 
-Usage: ``python benchmarks/bench_panel.py [--persons 1100000] [--repeats 2]``. Prints a table of rows,
-seconds (best of the repeats), peak resident memory and the ratio to the DuckDB stock baseline.
+Usage: ``python benchmarks/bench_panel.py [--persons 1150000] [--repeats 2] [--data DIR]
+[--engines duckdb_stock impact_panel ...]``. Prints a table of rows, seconds (best of the repeats; the
+engines take turns, so that load from other processes hits them alike), peak resident memory, the ratio
+to the DuckDB stock baseline and the CPU seconds (user + system, all threads) of the best run.
+``--data DIR`` keeps the generated register in ``DIR`` (generated there only when
+``DIR/persons.parquet`` is missing) for repeated runs. 1,150,000 persons give 12.0 million person-years.
 """
 
 from __future__ import annotations
@@ -128,30 +132,49 @@ def measure(engine: str, folder: Path, repeats: int) -> dict[str, float]:
     return best
 
 
+ENGINES = ("duckdb_stock", "duckdb_stock_movers", "impact_panel", "impact_panel_validated")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--persons", type=int, default=1_100_000)
+    ap.add_argument("--persons", type=int, default=1_150_000)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--data", type=Path, help="keep the generated register in this folder")
+    ap.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         res = run_engine(*args.child)
-        res["peak_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        res["peak_gb"] = usage.ru_maxrss / 1024**2
+        res["cpu_s"] = (usage.ru_utime + usage.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
         print(json.dumps(res))
         return
+    engines = ["duckdb_stock", *(e for e in args.engines if e != "duckdb_stock")]
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        t0 = time.perf_counter()
-        n = generate(folder, args.persons)
-        print(f"generated {n:,} person-years in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        results = {e: measure(e, folder, args.repeats) for e in
-                   ("duckdb_stock", "duckdb_stock_movers", "impact_panel", "impact_panel_validated")}
+        folder = args.data or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        if (folder / "persons.parquet").exists():
+            n = len(pd.read_parquet(folder / "persons.parquet", columns=["year"]))
+        else:
+            t0 = time.perf_counter()
+            n = generate(folder, args.persons)
+            print(f"generated {n:,} person-years in {time.perf_counter() - t0:.1f} s",
+                  file=sys.stderr)
+        # engines take turns, so that load from other processes hits them alike
+        results: dict[str, dict[str, float]] = {}
+        for _ in range(args.repeats):
+            for e in engines:
+                r = measure(e, folder, 1)
+                if e not in results or r["seconds"] < results[e]["seconds"]:
+                    results[e] = r
     base = results["duckdb_stock"]["seconds"]
     print(f"{'engine':<24}{'person-years':>14}{'out rows':>10}{'seconds':>9}{'peak GB':>9}"
-          f"{'x duckdb':>10}")
+          f"{'x duckdb':>10}{'CPU s':>8}")
     for engine, r in results.items():
         print(f"{engine:<24}{n:>14,}{int(r['rows']):>10,}{r['seconds']:>9.2f}{r['peak_gb']:>9.2f}"
-              f"{r['seconds'] / base:>10.2f}")
+              f"{r['seconds'] / base:>10.2f}{r['cpu_s']:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -244,7 +244,7 @@ def test_folder_path_equals_in_memory(built: impact.panel.Panel, tmp_path) -> No
     from impact import io
 
     io.write_registers(fixture_registers(), tmp_path)
-    direct = panel.build(tmp_path, validate=False)   # DuckDB reads the parquet files itself
+    direct = panel.build(tmp_path, validate=False)   # read straight from parquet (pyarrow)
     via_pandas = panel.build(tmp_path)               # read, validate, build
     pd.testing.assert_frame_equal(direct.frame, built.frame, check_dtype=False)
     pd.testing.assert_frame_equal(via_pandas.frame, built.frame, check_dtype=False)
@@ -310,3 +310,39 @@ def test_no_lettings_and_no_tools() -> None:
     supported = f[f["supported"]]
     assert (supported["report_group"] == "neither").all()
     assert row(built, 2, 2004)["n_in_movers"] == 2  # composition does not depend on lettings
+
+
+def test_panel_does_not_depend_on_row_order_id_coding_or_chunking(simulated, monkeypatch) -> None:
+    """Shuffled rows, sparse ids (hashed instead of dense lookup tables), many small chunks and
+    cells numbered by hashing give the same panel, exactly."""
+    from impact import _panel_persons
+
+    reg, built = simulated
+    big = 1_000_003  # ids far apart: no dense table fits
+    perm = np.random.default_rng(5).permutation(len(reg.persons))
+    persons = reg.persons.iloc[perm].reset_index(drop=True)
+    persons["person_id"] = persons["person_id"] * big + 11
+    persons["household_id"] = persons["household_id"] * big + 13
+    persons["department_id"] = persons["department_id"] * big
+    households = reg.households.assign(household_id=reg.households["household_id"] * big + 13)
+    departments = reg.departments.assign(department_id=reg.departments["department_id"] * big)
+    lettings = reg.lettings.assign(department_id=reg.lettings["department_id"] * big,
+                                   person_id=reg.lettings["person_id"] * big + 11)
+    adoption = reg.tool_adoption.assign(department_id=reg.tool_adoption["department_id"] * big)
+    monkeypatch.setattr(_panel_persons, "CHUNK_ROWS", 4_096)
+    monkeypatch.setattr(_panel_persons, "_MAX_CHUNK_BINS", 1_000)
+    monkeypatch.setattr(_panel_persons, "_MAX_MERGE_BINS", 1_000)
+    other = panel.build(reg.replace(persons=persons, households=households,
+                                    departments=departments, lettings=lettings,
+                                    tool_adoption=adoption), validate=False, threads=3)
+    frame = other.frame.assign(department_id=other.frame["department_id"] // big)
+    pd.testing.assert_frame_equal(frame, built.frame, check_exact=True)
+    pd.testing.assert_frame_equal(other.attrition, built.attrition, check_exact=True)
+
+
+def test_unknown_department_is_refused_with_examples() -> None:
+    reg = fixture_registers()
+    bad = reg.persons.copy()
+    bad.loc[bad["person_id"] == 5, "department_id"] = 99
+    with pytest.raises(impact.DataSpecError, match="person_id=5"):
+        panel.build(reg.replace(persons=bad), validate=False)
