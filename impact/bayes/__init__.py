@@ -10,7 +10,8 @@
 Modules: :mod:`~impact.bayes.design` (data checks, configuration),
 :mod:`~impact.bayes.model` (priors, PyMC model), :mod:`~impact.bayes.fit`
 (sampling, nutpie / PyMC NUTS), :mod:`~impact.bayes.arviz_io` (every ArviZ call),
-:mod:`~impact.bayes.effects`, :mod:`~impact.bayes.results`, :mod:`~impact.bayes.synthetic`.
+:mod:`~impact.bayes.effects`, :mod:`~impact.bayes.results`, :mod:`~impact.bayes.synthetic`,
+:mod:`~impact.bayes.ops` (the fused binomial log-likelihood Op behind the binomial model's speed).
 PyMC is imported only when a model is built, so ``import impact.bayes`` stays fast.
 """
 

@@ -11,7 +11,7 @@ import xarray as xr
 from impact.bayes import arviz_io
 from impact.bayes.design import ModelConfig, prepare
 from impact.bayes.effects import dynamics_table, effects_table, extra_effects_table
-from impact.bayes.fit import sample
+from impact.bayes.fit import resolve_sampler, sample
 from impact.bayes.model import build_model
 from impact.bayes.results import HierarchicalResult, warn_if_not_converged
 
@@ -157,14 +157,16 @@ def hierarchical(
         event_window=(int(event_window[0]), int(event_window[1])),
     )
     design = prepare(data, config)
-    model = build_model(design, config)
+    which = resolve_sampler(sampler)
+    # the fused binomial Op has NumPy and numba implementations, not JAX
+    model = build_model(design, config, fused_binomial=which != "numpyro")
     idata, run = sample(
         model,
         draws=draws,
         tune=tune,
         chains=chains,
         cores=cores,
-        sampler=sampler,
+        sampler=which,
         target_accept=target_accept,
         seed=seed,
         progressbar=progressbar,
