@@ -174,6 +174,7 @@ def prepare_panel(
         raise EstimationError(f"att_gt: cluster column {cluster!r} has missing values")
 
     ucode, n_u = _codes(df[unit])
+    n_input_rows = len(df)
     tcode, n_tv = _codes(df[time])
     dup = _duplicated(ucode * n_tv + tcode, n_u * n_tv)
     if dup.any():
@@ -293,20 +294,26 @@ def prepare_panel(
         df = df.loc[~early]
     if df.empty:
         raise EstimationError("att_gt: no units left after the checks above")
-    # rows in (unit, time) order without a sort: each row's position in the balanced grid
-    ucode, n_units = _codes(df[unit])
+    # rows in (unit, time) order without a sort: each row's position in the balanced grid (the
+    # unit codes of the checks above still hold when no row was dropped)
+    if len(df) == n_input_rows:
+        n_units = n_u
+    else:
+        ucode, n_units = _codes(df[unit])
     periods = np.sort(df[time].unique()).astype(float)
     if periods.size * n_units != len(df):
         raise EstimationError("att_gt: internal error: panel not balanced after filtering")
     position = ucode * periods.size + np.searchsorted(periods, df[time].to_numpy(dtype=float))
     order = np.empty(len(df), dtype=np.int64)
     order[position] = np.arange(len(df))
-    df = df.iloc[order]
+    first = order[:: periods.size]  # each unit's first period
 
-    unit_ids = df[unit].to_numpy()[:: periods.size]
-    y = df[outcome].to_numpy(dtype=float).reshape(n_units, periods.size)
-    first_rows = df.iloc[:: periods.size]
-    coh = first_rows[cohort].to_numpy(dtype=float)
+    def wide(col: str | list[str]) -> np.ndarray:
+        return df[col].to_numpy(dtype=float)[order]
+
+    unit_ids = df[unit].to_numpy()[first]
+    y = wide(outcome).reshape(n_units, periods.size)
+    coh = df[cohort].to_numpy(dtype=float)[first]
     latest_all = coh.max()
     groups = np.unique(coh[(coh > 0) & (coh > periods[0] + anticipation)])
     if not (coh == 0).any():
@@ -327,10 +334,10 @@ def prepare_panel(
                 "comparison group; use control='not_yet'"
             )
         _warn(notes, f"some cohorts have very few units (cohort: units) {listing}")
-    w = np.ones(n_units) if weights is None else first_rows[weights].to_numpy(dtype=float)
+    w = np.ones(n_units) if weights is None else df[weights].to_numpy(dtype=float)[first]
     w = w / w.mean()
     if covariates:
-        xs = df[covariates].to_numpy(dtype=float).reshape(n_units, periods.size, len(covariates))
+        xs = wide(covariates).reshape(n_units, periods.size, len(covariates))
         if np.all(xs == xs[:, :1, :]):
             x = np.column_stack([np.ones(n_units), xs[:, 0, :]])
         else:
@@ -339,7 +346,7 @@ def prepare_panel(
         x = np.ones((n_units, 1))
     clus = None
     if cluster is not None and cluster != unit:
-        clus = pd.factorize(first_rows[cluster], sort=True)[0].astype(np.int64)
+        clus = pd.factorize(df[cluster].iloc[first], sort=True)[0].astype(np.int64)
     return WidePanel(
         unit_ids=unit_ids,
         periods=periods,

@@ -31,6 +31,7 @@ PS_CAP = 1.0 - 1e-6
 TRIM_LEVEL = 0.995
 OVERLAP_LIMIT = 0.999
 _EPS = float(np.finfo(float).eps)
+_CHECKED_STEP = 1e-3
 
 
 class CellFailure(Exception):
@@ -61,11 +62,14 @@ def _newton(
 ) -> tuple[FloatArray, bool, int]:
     """Newton-Raphson (= IRLS for the logit) with step halving when the likelihood falls.
 
+    The likelihood is checked for steps of at least ``_CHECKED_STEP`` (relative to the
+    coefficients); smaller steps are taken as they are, since there the quadratic model is
+    accurate and Newton's step raises the likelihood (the check costs about as much as the step).
     Returns the coefficients, whether ``max|step| <= tol * (1 + max|coef|)`` was reached, and the
     number of steps taken.
     """
     eta = x @ beta
-    loglik = _log_likelihood(eta, d, w)
+    loglik: float | None = None
     for steps in range(1, max_steps + 1):
         p = 1.0 / (1.0 + np.exp(-eta))
         grad = x.T @ (w * (d - p))
@@ -74,15 +78,22 @@ def _newton(
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
             return beta, False, steps
-        for _ in range(30):  # R's glm.fit halves a step that lowers the likelihood
-            new = beta + step
-            eta_new = x @ new
-            loglik_new = _log_likelihood(eta_new, d, w)
-            if np.isfinite(loglik_new) and loglik_new >= loglik - 1e-10 * (1.0 + abs(loglik)):
-                break
-            step = step / 2.0
+        new = beta + step
+        eta_new = x @ new
+        if np.max(np.abs(step)) >= _CHECKED_STEP * (1.0 + np.max(np.abs(beta))):
+            if loglik is None:
+                loglik = _log_likelihood(eta, d, w)
+            for _ in range(30):  # R's glm.fit halves a step that lowers the likelihood
+                loglik_new = _log_likelihood(eta_new, d, w)
+                if np.isfinite(loglik_new) and loglik_new >= loglik - 1e-10 * (1.0 + abs(loglik)):
+                    break
+                step = step / 2.0
+                new = beta + step
+                eta_new = x @ new
+            else:
+                return beta, False, steps
         else:
-            return beta, False, steps
+            loglik_new = None
         if not np.all(np.isfinite(new)):
             return beta, False, steps
         beta, eta, loglik = new, eta_new, loglik_new
