@@ -204,7 +204,7 @@ def multiplier_bootstrap(
     s = cluster_sums(inf, cluster)
     n_cl = s.shape[0]
     ok = np.all(np.isfinite(s), axis=0)
-    s_ok = np.where(ok, s, 0.0)
+    s_ok = s if ok.all() else np.where(ok, s, 0.0)
     # sum_i v_i s_i with v = 2 * bit - 1 is 2 * (bits @ s) - colsum(s)
     draws = 2.0 * _bit_products(s_ok, n_boot, rng) - s_ok.sum(axis=0)
     # R: bres = sqrt(n_cl) * colMeans(v * S)
