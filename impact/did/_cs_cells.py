@@ -159,7 +159,11 @@ def estimate_cells(
             failed.add(int(j))
         for j, a in zip(cols[finite], att[finite], strict=True):
             atts[j] = float(a)
-        influence[np.ix_(idx, cols[finite])] = (n / idx.size) * inf[:, finite]
+        keep = cols[finite]
+        if keep.size and np.all(np.diff(keep) == 1):  # a column range: faster than np.ix_
+            influence[idx, keep[0] : keep[-1] + 1] = (n / idx.size) * inf[:, finite]
+        else:
+            influence[np.ix_(idx, keep)] = (n / idx.size) * inf[:, finite]
     for j in failed:
         influence[:, j] = np.nan
     notes.sort(key=lambda item: item[0])  # stable: a cell's notes keep their order

@@ -103,6 +103,12 @@ def _codes(values: pd.Series) -> tuple[NDArray[np.int64], int]:
     return codes.astype(np.int64, copy=False), len(uniques)
 
 
+def _time_codes(values: pd.Series) -> tuple[NDArray[np.int64], FloatArray]:
+    """Codes of the time values and the sorted distinct times (as floats)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=float)
+
+
 def _duplicated(key: NDArray[np.int64], n_keys: int) -> NDArray[np.bool_]:
     """Rows whose key (in ``0 .. n_keys - 1``) occurs more than once."""
     if n_keys <= 4 * key.size + 1024:
@@ -175,7 +181,8 @@ def prepare_panel(
 
     ucode, n_u = _codes(df[unit])
     n_input_rows = len(df)
-    tcode, n_tv = _codes(df[time])
+    tcode, times = _time_codes(df[time])
+    n_tv = times.size
     dup = _duplicated(ucode * n_tv + tcode, n_u * n_tv)
     if dup.any():
         bad = df.loc[dup, [unit, time]].drop_duplicates().itertuples(index=False)
@@ -230,7 +237,7 @@ def prepare_panel(
         df = df.loc[~bad_rows]
         ucode = ucode[~bad_rows]
 
-    periods = np.sort(df[time].unique()).astype(float)
+    periods = times if not n_dropped else np.sort(df[time].unique()).astype(float)
     n_t = periods.size
     if n_t < 2:
         raise EstimationError(f"att_gt: need at least two time periods, found {n_t}")
@@ -297,13 +304,13 @@ def prepare_panel(
     # rows in (unit, time) order without a sort: each row's position in the balanced grid (the
     # unit codes of the checks above still hold when no row was dropped)
     if len(df) == n_input_rows:
-        n_units = n_u
+        n_units, periods = n_u, times
     else:
         ucode, n_units = _codes(df[unit])
-    periods = np.sort(df[time].unique()).astype(float)
+        tcode, periods = _time_codes(df[time])
     if periods.size * n_units != len(df):
         raise EstimationError("att_gt: internal error: panel not balanced after filtering")
-    position = ucode * periods.size + np.searchsorted(periods, df[time].to_numpy(dtype=float))
+    position = ucode * periods.size + tcode
     order = np.empty(len(df), dtype=np.int64)
     order[position] = np.arange(len(df))
     first = order[:: periods.size]  # each unit's first period

@@ -209,8 +209,9 @@ def _ols_pieces(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Comparison-group outcome regression of every column of ``dy`` (n x m).
 
-    Returns the fitted values ``out`` (n x m), ``w_ols * (dy - out)`` (n x m) and
-    ``(X'W_ols X / n)^-1``; R's ``w_ols * resid * x`` is the first times ``x`` row by row.
+    Returns the fitted values ``out`` (n x m), the weights ``w_ols = w * (1 - d)`` and
+    ``(X'W_ols X / n)^-1``; R's ``w_ols * resid * x`` is ``w_ols * (dy - out)`` times ``x`` row
+    by row.
     """
     control = d == 0
     coef = _wls(x[control], dy[control], w[control])
@@ -220,7 +221,7 @@ def _ols_pieces(
     xpx = (x * w_ols[:, None]).T @ x / n
     if _rcond(xpx) < _EPS:
         raise CellFailure("the outcome-regression design matrix is singular")
-    return out, w_ols[:, None] * (dy - out), np.linalg.inv(xpx)
+    return out, w_ols, np.linalg.inv(xpx)
 
 
 def _normalise(w: FloatArray) -> FloatArray:
@@ -270,30 +271,29 @@ def dr_did_panel(
     check_regression(x, d)
     ps, trim, asy_ps = _ps_pieces(x, d, w, fit)
     dym = _columns(dy)
-    out, wols_resid, xpx_inv = _ols_pieces(x, dym, d, w)
+    out, w_ols, xpx_inv = _ols_pieces(x, dym, d, w)
     n = d.shape[0]
     w_treat = trim * w * d
     w_cont = trim * w * ps * (1.0 - d) / (1.0 - ps)
     resid = dym - out
-    dr_treat = w_treat[:, None] * resid
-    dr_cont = w_cont[:, None] * resid
     m_wt, m_wc = w_treat.mean(), w_cont.mean()
-    eta_treat = dr_treat.mean(axis=0) / m_wt
-    eta_cont = dr_cont.mean(axis=0) / m_wc
+    # every mean over units is one product with the residuals: rows w_treat, w_cont, w_cont * x
+    xw_cont = x * w_cont[:, None]
+    means = np.column_stack([w_treat, w_cont, xw_cont]).T @ resid / n
+    eta_treat = means[0] / m_wt
+    eta_cont = means[1] / m_wc
     att = eta_treat - eta_cont
-    m1 = (w_treat[:, None] * x).mean(axis=0)
-    inf_treat = (
-        dr_treat - w_treat[:, None] * eta_treat - wols_resid * (x @ (xpx_inv @ m1))[:, None]
-    ) / m_wt
-    m2 = x.T @ (w_cont[:, None] * (resid - eta_cont)) / n
-    m3 = (w_cont[:, None] * x).mean(axis=0)
-    inf_cont = (
-        dr_cont
-        - w_cont[:, None] * eta_cont
-        + asy_ps @ m2
-        - wols_resid * (x @ (xpx_inv @ m3))[:, None]
-    ) / m_wc
-    return _shaped(dy, att, inf_treat - inf_cont)
+    # m2 = mean of w_cont * (resid - eta_cont) * x (k x m)
+    m2 = means[2:] - np.outer(xw_cont.mean(axis=0), eta_cont)
+    a1 = x @ (xpx_inv @ (w_treat[:, None] * x).mean(axis=0))
+    a3 = x @ (xpx_inv @ xw_cont.mean(axis=0))
+    # inf_treat - inf_cont of DRDID, collected: the residual terms share one unit weight, the
+    # rest is one (n x (2 + k)) @ ((2 + k) x m) product
+    unit_weight = w_treat / m_wt - w_cont / m_wc - w_ols * (a1 / m_wt - a3 / m_wc)
+    rest = np.column_stack([w_treat / m_wt, w_cont / m_wc, asy_ps / m_wc]) @ np.vstack(
+        [-eta_treat, eta_cont, -m2]
+    )
+    return _shaped(dy, att, resid * unit_weight[:, None] + rest)
 
 
 def ipw_did_panel(
@@ -331,7 +331,7 @@ def reg_did_panel(
     w = _normalise(w)
     check_regression(x, d)
     dym = _columns(dy)
-    out, wols_resid, xpx_inv = _ols_pieces(x, dym, d, w)
+    out, w_ols, xpx_inv = _ols_pieces(x, dym, d, w)
     w_treat = w * d
     m_wt = w_treat.mean()
     reg_treat = w_treat[:, None] * dym
@@ -342,7 +342,9 @@ def reg_did_panel(
     inf_treat = (reg_treat - w_treat[:, None] * eta_treat) / m_wt
     m1 = (w_treat[:, None] * x).mean(axis=0)
     inf_cont = (
-        reg_cont - w_treat[:, None] * eta_cont + wols_resid * (x @ (xpx_inv @ m1))[:, None]
+        reg_cont
+        - w_treat[:, None] * eta_cont
+        + (w_ols * (x @ (xpx_inv @ m1)))[:, None] * (dym - out)
     ) / m_wt
     return _shaped(dy, att, inf_treat - inf_cont)
 
