@@ -25,6 +25,8 @@ _TINY = float(np.sqrt(np.finfo(float).eps) * 10)
 #: Threads for the bootstrap products, and the multiply-adds that justify one more thread.
 _WORKERS = min(4, os.cpu_count() or 1)
 _FLOPS_PER_WORKER = 2e8
+#: Bootstrap draws converted and multiplied together.
+_CHUNK = 128
 _IQR_NORMAL = float(stats.norm.ppf(0.75) - stats.norm.ppf(0.25))
 
 
@@ -135,22 +137,27 @@ def _bit_products(s: FloatArray, n_boot: int, rng: np.random.Generator) -> Float
     parts = [(a, b, cols, np.ascontiguousarray(s[order[a:b]][:, cols])) for a, b, cols in blocks]
     chunks = []
     row = 0
-    for bits in rademacher_bits(rng, n, n_boot, packed=True):
+    for bits in rademacher_bits(rng, n, n_boot, _CHUNK, packed=True):
         chunks.append((row, bits))
         row += bits.shape[0]
 
+    widest = max(b - a for a, b, _, _ in parts)
+
     def work(items: list[tuple[int, NDArray[np.uint8]]]) -> None:
-        buf = np.empty((min(128, n_boot), n))
+        # one group at a time: its 0/1 bits into a float buffer small enough to stay in cache,
+        # then straight into the product
+        buf = np.empty((min(_CHUNK, n_boot), widest))
         for first, packed in items:
             m = packed.shape[0]
-            # the 0/1 bits once into a float buffer
-            np.copyto(buf[:m], np.unpackbits(packed, axis=1, count=n), casting="unsafe")
+            bits = np.unpackbits(packed, axis=1, count=n)
             rows = slice(first, first + m)
             for a, b, cols, part in parts:
+                blk = buf[:m, : b - a]
+                np.copyto(blk, bits[:, a:b], casting="unsafe")
                 if cols.size == k:
-                    out[rows] += buf[:m, a:b] @ part
+                    out[rows] += blk @ part
                 else:
-                    out[rows, cols] += buf[:m, a:b] @ part
+                    out[rows, cols] += blk @ part
 
     workers = max(1, min(_WORKERS, len(chunks), int(n_boot * sparse_flops // _FLOPS_PER_WORKER)))
     with single_blas_thread():

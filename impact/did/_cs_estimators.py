@@ -105,7 +105,7 @@ def _newton(
 def fit_logit(x: FloatArray, d: FloatArray, w: FloatArray, *, tol: float = 1e-10) -> LogitFit:
     """Weighted, unpenalised logistic regression of ``d`` on ``x`` (``x`` holds the intercept).
 
-    The MLE is found by Newton-Raphson from zero with step halving, the IRLS of R's
+    The MLE is found by Newton-Raphson with step halving, from the intercept-only fit, the IRLS of R's
     ``glm``/``fastglm`` that ``DRDID`` uses, iterated until the largest step is below ``tol``
     (relative): machine precision, which R parity to 1e-8 needs. Should that fail (no
     convergence in 50 steps, a singular Hessian), scikit-learn's
@@ -135,7 +135,11 @@ def fit_logit(x: FloatArray, d: FloatArray, w: FloatArray, *, tol: float = 1e-10
         coef = np.array([np.log(p / (1.0 - p))]) if 0.0 < p < 1.0 else np.array([np.nan])
         return LogitFit(coef=coef, fitted=np.full(d.shape[0], p), converged=True, newton_steps=0,
                         solver="closed form")
-    beta, converged, steps = _newton(x, d, w, np.zeros(x.shape[1]), tol)
+    start = np.zeros(x.shape[1])
+    p_bar = float(np.dot(w, d) / w.sum())
+    if 0.0 < p_bar < 1.0:  # the intercept-only MLE: one or two steps closer than zero
+        start[0] = np.log(p_bar / (1.0 - p_bar))
+    beta, converged, steps = _newton(x, d, w, start, tol)
     solver = "newton"
     if not converged:
         with warnings.catch_warnings():
