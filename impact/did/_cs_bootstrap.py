@@ -75,20 +75,16 @@ def analytic_se(inf: FloatArray, cluster: NDArray[np.int64] | None) -> FloatArra
     return se
 
 
-def rademacher_bits(
-    rng: np.random.Generator, n: int, n_boot: int, chunk: int = 128, *, packed: bool = False
-):
-    """Yield ``(b, n)`` uint8 blocks of 0/1 bits, ``n_boot`` rows in all (multiplier ``2 * bit - 1``).
+def rademacher_bytes(rng: np.random.Generator, n: int, n_boot: int, chunk: int = 128):
+    """Yield ``(b, ceil(n / 8))`` random bytes, ``n_boot`` rows in all: 8 multipliers per byte.
 
-    Eight multipliers come from each random byte; ``packed=True`` yields the ``(b, ceil(n / 8))``
-    bytes themselves (``np.unpackbits(..., axis=1, count=n)`` gives the bits).
+    ``np.unpackbits(block, axis=1, count=n)`` gives the 0/1 bits; the multiplier is ``2 * bit - 1``.
     """
     n_bytes = (n + 7) // 8
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
-        raw = rng.integers(0, 256, size=(b, n_bytes), dtype=np.uint8)
-        yield raw if packed else np.unpackbits(raw, axis=1, count=n)
+        yield rng.integers(0, 256, size=(b, n_bytes), dtype=np.uint8)
         done += b
 
 
@@ -137,7 +133,7 @@ def _bit_products(s: FloatArray, n_boot: int, rng: np.random.Generator) -> Float
     parts = [(a, b, cols, np.ascontiguousarray(s[order[a:b]][:, cols])) for a, b, cols in blocks]
     chunks = []
     row = 0
-    for bits in rademacher_bits(rng, n, n_boot, _CHUNK, packed=True):
+    for bits in rademacher_bytes(rng, n, n_boot, _CHUNK):
         chunks.append((row, bits))
         row += bits.shape[0]
 
