@@ -437,3 +437,28 @@ def test_pretest_warns_when_a_cohort_is_smaller_than_its_pre_periods() -> None:
     small = data[(data["first.treat"] != 2007) | data["countyreal"].isin(keep)]
     with pytest.warns(UserWarning, match=r"cohort\(s\) \[2007\]"):
         att_gt(small, *ARGS, n_boot=0)
+
+
+def test_block_sparse_bootstrap_equals_dense_product_for_any_thread_count(monkeypatch):
+    import impact.did._cs_bootstrap as cb
+
+    rng = np.random.default_rng(3)
+    n, k, n_boot = 3000, 12, 300
+    s = np.zeros((n, k))
+    cohort = rng.integers(0, 4, n)  # 0 = comparison units: non-zero in every cell
+    for g in range(1, 4):
+        s[cohort == g, (g - 1) * 4 : g * 4] = rng.normal(size=((cohort == g).sum(), 4))
+    s[cohort == 0] = rng.normal(size=((cohort == 0).sum(), k))
+    order, blocks = cb._blocks(s)
+    assert len(blocks) == 4  # the sparse path is taken
+    raw = np.concatenate(list(cb.rademacher_bytes(np.random.default_rng(9), n, n_boot, 64)))
+    bits = np.unpackbits(raw, axis=1, count=n).astype(float)
+    expected = bits @ s[order]  # bit i belongs to the i-th row in grouped order
+    results = []
+    for workers in (1, 3):
+        monkeypatch.setattr(cb, "_WORKERS", workers)
+        monkeypatch.setattr(cb, "_FLOPS_PER_WORKER", 1.0)
+        monkeypatch.setattr(cb, "_CHUNK", 64)
+        results.append(cb._bit_products(s, n_boot, np.random.default_rng(9)))
+    np.testing.assert_allclose(results[0], expected, rtol=0, atol=1e-10)
+    assert np.array_equal(results[0], results[1])

@@ -89,7 +89,6 @@ def estimate_cells(
     atts: list[float] = []
     labels: list[str] = []
     notes: list[tuple[int, str]] = []  # (cell, message), reported in cell order
-    zero_cells: list[int] = []
     failed: set[int] = set()
     batches: dict[tuple, list[tuple[int, int, int]]] = {}  # key -> [(cell, cur, base)]
     for g in panel.groups:
@@ -112,7 +111,6 @@ def estimate_cells(
             if base_period == "universal" and base == cur:
                 atts[j] = 0.0
                 n_co.append(0)
-                zero_cells.append(j)
                 continue
             if control == "never":
                 comparison = (0.0,) if 0.0 in cohort_values else ()

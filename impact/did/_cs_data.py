@@ -97,16 +97,10 @@ def _warn(notes: list[str], message: str) -> None:
     warnings.warn(f"att_gt: {message}", UserWarning, stacklevel=4)
 
 
-def _codes(values: pd.Series) -> tuple[NDArray[np.int64], int]:
-    """Integer codes in sorted order of the values (missing values get -1) and their count."""
+def _codes(values: pd.Series) -> tuple[NDArray[np.int64], np.ndarray]:
+    """Integer codes in sorted order of the values (missing values get -1) and the sorted values."""
     codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.int64, copy=False), len(uniques)
-
-
-def _time_codes(values: pd.Series) -> tuple[NDArray[np.int64], FloatArray]:
-    """Codes of the time values and the sorted distinct times (as floats)."""
-    codes, uniques = pd.factorize(values, sort=True)
-    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=float)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
 
 def _duplicated(key: NDArray[np.int64], n_keys: int) -> NDArray[np.bool_]:
@@ -179,9 +173,11 @@ def prepare_panel(
     if cluster is not None and df[cluster].isna().any():
         raise EstimationError(f"att_gt: cluster column {cluster!r} has missing values")
 
-    ucode, n_u = _codes(df[unit])
+    ucode, units = _codes(df[unit])
+    n_u = units.size
     n_input_rows = len(df)
-    tcode, times = _time_codes(df[time])
+    tcode, times = _codes(df[time])
+    times = times.astype(float)
     n_tv = times.size
     dup = _duplicated(ucode * n_tv + tcode, n_u * n_tv)
     if dup.any():
@@ -306,8 +302,9 @@ def prepare_panel(
     if len(df) == n_input_rows:
         n_units, periods = n_u, times
     else:
-        ucode, n_units = _codes(df[unit])
-        tcode, periods = _time_codes(df[time])
+        ucode, units = _codes(df[unit])
+        tcode, periods = _codes(df[time])
+        n_units, periods = units.size, periods.astype(float)
     if periods.size * n_units != len(df):
         raise EstimationError("att_gt: internal error: panel not balanced after filtering")
     position = ucode * periods.size + tcode
