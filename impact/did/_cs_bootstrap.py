@@ -122,7 +122,8 @@ def _bit_products(s: FloatArray, n_boot: int, rng: np.random.Generator) -> Float
     in grouped order, all in this thread (the draws do not depend on the number of workers);
     blocks of 128 draws are then converted and multiplied on up to ``_WORKERS`` threads, each
     with single-threaded BLAS: these thin products scale badly on BLAS's own threads (60,000
-    units x 63 cells x 999 draws: 0.21 s on one thread, 0.69 s on OpenBLAS's two).
+    units x 63 cells x 999 draws, measured once on a loaded machine: 0.21 s on one thread, 0.69 s
+    on OpenBLAS's two).
     """
     n, k = s.shape
     out = np.zeros((n_boot, k))
