@@ -180,7 +180,7 @@ def hierarchical(
     gate = [*GATE_VARIABLES, *(nuisance if strict_gate else [])]
     gate = [v for v in gate if v in idata["posterior"]]
     nuisance = [v for v in nuisance if v in idata["posterior"] and v not in gate]
-    worst, params = arviz_io.diagnostics(idata, gate, nuisance)
+    worst, _ = arviz_io.diagnostics(idata, gate, nuisance)
     worst["sampler"] = run.sampler
     worst["wall_seconds"] = run.wall_seconds
     warn_if_not_converged(worst, run.sampler)
@@ -200,11 +200,12 @@ def hierarchical(
         extra_effects=extra,
         dynamics=dynamics,
         diagnostics=worst,
-        parameter_diagnostics=params,
         threshold=threshold,
         data_hash=design.data_hash,
         model=model,
         design=design,
+        gate_variables=tuple(gate),
+        nuisance_variables=tuple(nuisance),
     )
 
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from impact.bayes._nutpie import light_callbacks
 from impact.errors import EstimationError
 
 SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
@@ -52,6 +53,8 @@ class SamplingRun:
     seed: int | None
     wall_seconds: float
     adaptation: str = ""
+    #: nutpie only: compiled with the lighter C callbacks of :mod:`impact.bayes._nutpie`
+    light_callbacks: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """As a JSON-serialisable dict."""
@@ -105,7 +108,7 @@ def sample(
     if which == "nutpie":
         nuts["adaptation"] = NUTPIE_ADAPTATION
     t0 = time.perf_counter()
-    with model:
+    with model, light_callbacks(which == "nutpie") as light:
         idata = pm.sample(
             draws=draws,
             tune=tune,
@@ -121,6 +124,6 @@ def sample(
     wall = time.perf_counter() - t0
     adaptation = nuts.get("adaptation", "stan-windowed-diag" if which == "pymc" else "")
     run = SamplingRun(
-        which, draws, tune, chains, n_cores, target_accept, seed, wall, str(adaptation)
+        which, draws, tune, chains, n_cores, target_accept, seed, wall, str(adaptation), light
     )
     return idata, run

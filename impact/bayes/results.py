@@ -61,7 +61,8 @@ class HierarchicalResult:
         One row: worst ``r_hat``, ``ess_bulk``, ``ess_tail`` over the parameters of interest,
         ``divergences``, ``bfmi``, ``converged``, ``sampler``, ``wall_seconds``.
     parameter_diagnostics
-        One row per scalar parameter (``in_gate`` marks the parameters of interest).
+        One row per scalar parameter (``in_gate`` marks the parameters of interest); computed
+        on first access (about 3 s at report scale: no gate depends on it).
     converged
         Whether the gate passed (R-hat <= 1.01, ESS >= 400, no divergences, BFMI > 0.3).
     idata
@@ -79,11 +80,24 @@ class HierarchicalResult:
     extra_effects: pd.DataFrame | None
     dynamics: pd.DataFrame | None
     diagnostics: pd.DataFrame
-    parameter_diagnostics: pd.DataFrame
     threshold: float
     data_hash: str = ""
     model: Any = field(default=None, repr=False)
     design: Design | None = field(default=None, repr=False)
+    #: the gated and the nuisance variables (for :attr:`parameter_diagnostics`)
+    gate_variables: tuple[str, ...] = ()
+    nuisance_variables: tuple[str, ...] = ()
+    #: the per-parameter table once computed (or as loaded)
+    stored_parameter_diagnostics: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def parameter_diagnostics(self) -> pd.DataFrame:
+        """R-hat, bulk and tail ESS of every scalar parameter (``in_gate`` marks the gated)."""
+        if self.stored_parameter_diagnostics is None:
+            self.stored_parameter_diagnostics = arviz_io.parameter_diagnostics(
+                self.idata, list(self.gate_variables), list(self.nuisance_variables)
+            )
+        return self.stored_parameter_diagnostics
 
     @property
     def converged(self) -> bool:
@@ -255,9 +269,10 @@ def load(path: str | Path, config_hash: str | None = None) -> HierarchicalResult
         extra_effects=_frame(meta["extra_effects"]),
         dynamics=_frame(meta.get("dynamics")),
         diagnostics=diagnostics,
-        parameter_diagnostics=params,
         threshold=float(meta["threshold"]),
         data_hash=str(meta.get("data_hash", "")),
+        gate_variables=tuple(params.loc[params["in_gate"], "variable"].unique()),
+        stored_parameter_diagnostics=params,
     )
 
 
