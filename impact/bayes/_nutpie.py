@@ -5,9 +5,9 @@ functions: one returns the log density and its gradient, one "expands" a draw in
 variable of the trace. nutpie's callbacks copy the results with ``out[...] = values`` and check
 ``np.all(np.isfinite(out))``. numba implements that slice assignment with a shape-mismatch
 error path that formats its message with f-strings, and compiling that formatter alone takes
-~3 s once per process. Measured at report scale (600 departments, binomial, first compile of a
-fresh process, three alternating runs): 12.5-14.7 s for ``nutpie.compile_pymc_model`` with
-nutpie's callbacks, 6.3-8.0 s with the ones below.
+~3 s once per process. ``benchmarks/bench_nutpie_compile.py`` (report scale, binomial, first
+compile of a fresh process, three alternating runs, PyTensor's numba cache warm): 8.5-10.2 s for
+``nutpie.compile_pymc_model`` with nutpie's callbacks, 4.9-6.5 s with the ones below.
 
 The callbacks here have the same C signatures and return codes (0 ok, -1 wrong dimension, 3
 non-finite gradient, 4 non-finite log density) and copy element by element, checking
