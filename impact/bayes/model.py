@@ -283,63 +283,40 @@ def _fused_likelihood(
     def extra_of(par: tuple) -> Any:
         return par[3] if has_extra else None
 
-    if likelihood == "binomial":
+    binomial = likelihood == "binomial"
+    if binomial:
         from scipy.special import gammaln
 
         assert design.n_trials is not None
-        n, k = design.n_trials[order], design.y[order]
-        n_f, k_f = n.astype(np.float64), k.astype(np.float64)
+        n, observed = design.n_trials[order], design.y[order]
+        n_f, k_f = n.astype(np.float64), observed.astype(np.float64)
+        # log C(n, k), computed once from the data
         log_choose = gammaln(n_f + 1.0) - gammaln(k_f + 1.0) - gammaln(n_f - k_f + 1.0)
+        likelihood_data = {"n": n_f, "log_choose": log_choose, "offset": design.y_loc}
+        scale: list[Any] = []
+    else:
+        observed = (design.y[order] - design.y_loc) / design.y_scale
+        scale = [pm.HalfNormal("sigma", PRIORS["sigma_obs"])]
 
-        def dist(*args: Any) -> Any:
-            *par, size = args
+    def dist(*args: Any) -> Any:
+        *par, size = args
+        if binomial:
             logit_p = linear_predictor(*par) + design.y_loc
             return pm.Binomial.dist(n=n, logit_p=logit_p, size=size)
-
-        def logp(value: Any, *par: Any) -> Any:
-            # value is the observed k; log C(n, k) is computed from the data
-            a_unit, time_effect, tau = par[:3]
-            return panel_logp(
-                "binomial",
-                a_unit,
-                time_effect,
-                tau,
-                y=value,
-                extra=extra_of(par),
-                n=n_f,
-                log_choose=log_choose,
-                offset=design.y_loc,
-                **panel,
-            )[0]
-
-        pm.CustomDist(
-            "y",
-            *params,
-            *([extra] if has_extra else []),
-            dist=dist,
-            logp=logp,
-            observed=k,
-            dims="obs",
-        )
-        return
-
-    y_std = (design.y[order] - design.y_loc) / design.y_scale
-    sigma = pm.HalfNormal("sigma", PRIORS["sigma_obs"])
-
-    def dist_normal(*args: Any) -> Any:
-        *par, sigma, size = args
+        *par, sigma = par
         return pm.Normal.dist(mu=linear_predictor(*par), sigma=sigma, size=size)
 
-    def logp_normal(value: Any, *par: Any) -> Any:
+    def logp(value: Any, *par: Any) -> Any:
         a_unit, time_effect, tau = par[:3]
+        data = likelihood_data if binomial else {"sigma": par[n_params]}
         return panel_logp(
-            "normal",
+            likelihood,
             a_unit,
             time_effect,
             tau,
             y=value,
             extra=extra_of(par),
-            sigma=par[n_params],
+            **data,
             **panel,
         )[0]
 
@@ -347,10 +324,10 @@ def _fused_likelihood(
         "y",
         *params,
         *([extra] if has_extra else []),
-        sigma,
-        dist=dist_normal,
-        logp=logp_normal,
-        observed=y_std,
+        *scale,
+        dist=dist,
+        logp=logp,
+        observed=observed,
         dims="obs",
     )
 
