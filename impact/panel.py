@@ -35,6 +35,15 @@ Intensity
     ``in_channel_share_<channel>`` is the share of year-*t* in-movers (whole households) linked to a
     letting of year *t-1* in that department through each channel, among the linked ones
     (``n_in_movers_linked``).
+Exposure (what can have moved the stock at 1 January *t*)
+    ``intensity_<channel>_lag1`` = ``intensity_<channel>`` of *t-1* (NaN in the first year, after a
+    gap, or without lettings in *t-1*); ``exposure_<channel>`` = lettings through the channel in
+    the panel's years before *t*, per dwelling of the department (cumulative: 0.3 = as many
+    dwellings as 30% of the department were let through the channel up to *t-1*; 0 in the first
+    year: earlier lettings are not observed). A channel tied to a tool is used only while the tool
+    is in force, so this is the exposure since adoption. ``agreed_share_at_adoption_<tool>`` = the
+    agreed share in force in the first year of the tool (predetermined: fixed when the plan was
+    agreed, unlike the realised intensity; NaN if never or not stated).
 Adoption
     A plan-level spell of ``tool_adoption`` applies to every department of the plan.
     ``first_year_<tool>`` (NaN if never), ``in_force_<tool>`` (bool, per year),
@@ -334,6 +343,7 @@ def _build(con: duckdb.DuckDBPyConnection, pool: ThreadPoolExecutor, departments
     frame = _add_intensity(con, frame, spec, ledger, first_year)
     frame = _add_adoption(frame, departments, tool_adoption, spec, ledger)
     frame = _add_department_columns(frame, departments)
+    frame = _add_exposure(frame, spec)
     attrition = pd.DataFrame(ledger, columns=["step", "filter", "rows_in", "rows_removed",
                                               "rows_out", "note"])
     return Panel(frame=_order(frame), attrition=attrition)
@@ -479,6 +489,36 @@ def _add_adoption(frame: pd.DataFrame, departments: pd.DataFrame, adoption: pd.D
     out["report_group"] = group
     out["supported"] = supported
     return out
+
+
+def _add_exposure(frame: pd.DataFrame, spec: spec_mod.Spec) -> pd.DataFrame:
+    """Exposure that can have moved the 1-January stock of year t (lettings up to t-1)."""
+    out = frame.sort_values(["department_id", "year"], kind="stable").reset_index(drop=True)
+    dept = out["department_id"].to_numpy()
+    year = out["year"].to_numpy(dtype="int64")
+    same = np.r_[False, (dept[1:] == dept[:-1]) & (year[1:] == year[:-1] + 1)]
+    start = np.r_[True, dept[1:] != dept[:-1]]
+    n_let = out["n_lettings"].to_numpy(dtype="float64")
+    dwellings = out["n_dwellings"].to_numpy(dtype="float64")
+    new: dict[str, np.ndarray] = {}
+    for channel in spec.codes("lettings", "channel"):
+        share = out[f"intensity_{channel}"].to_numpy(dtype="float64")
+        lag = np.full(len(out), np.nan)
+        lag[1:] = share[:-1]
+        new[f"intensity_{channel}_lag1"] = np.where(same, lag, np.nan)
+        count = np.nan_to_num(share * n_let)
+        before = np.cumsum(count) - count  # lettings of earlier rows of all departments
+        offset = np.maximum.accumulate(np.where(start, before, 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new[f"exposure_{channel}"] = (before - offset) / dwellings
+    for tool in spec.codes("tool_adoption", "tool"):
+        first = out[f"first_year_{tool}"].to_numpy(dtype="float64")
+        at_first = year == first
+        by_dept = pd.Series(out[f"agreed_share_{tool}"].to_numpy(dtype="float64")[at_first],
+                            index=dept[at_first])
+        new[f"agreed_share_at_adoption_{tool}"] = (
+            pd.Series(dept).map(by_dept).to_numpy(dtype="float64"))
+    return pd.concat([out, pd.DataFrame(new)], axis=1)
 
 
 def _add_department_columns(frame: pd.DataFrame, departments: pd.DataFrame) -> pd.DataFrame:

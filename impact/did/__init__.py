@@ -15,6 +15,7 @@ from __future__ import annotations
 from impact.did.bacon_decomposition import bacon
 from impact.did.callaway_santanna import att_gt
 from impact.did.fixed_effects import event_study, twfe
+from impact.did.imputation import imputation
 from impact.did.intensity import dose_response
 
-__all__ = ["att_gt", "bacon", "dose_response", "event_study", "twfe"]
+__all__ = ["att_gt", "bacon", "dose_response", "event_study", "imputation", "twfe"]

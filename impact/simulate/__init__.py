@@ -43,7 +43,12 @@ from impact.simulate.linking import link_moves
 from impact.simulate.rng import Streams
 from impact.simulate.tables import build_tables
 from impact.simulate.truth import truth_table, world_summary
-from impact.simulate.world import build_world, normalise_adoption, schedule
+from impact.simulate.world import (
+    TOOLS_WITH_MECHANISM,
+    build_world,
+    normalise_adoption,
+    schedule,
+)
 
 __all__ = ["SimulationConfig", "calibration", "config_for_scale", "format_calibration", "registers"]
 
@@ -84,8 +89,9 @@ def registers(
     Registers
         ``persons``, ``households``, ``departments``, ``lettings``, ``tool_adoption`` as in
         ``data_spec/``; ``truth`` (one row per department_id x year, see
-        :func:`impact.simulate.truth.truth_table`); ``counterfactual`` (the same world without any
-        tool, its own ``truth`` is None).
+        :func:`impact.simulate.truth.truth_table`: effects against the world without any tool and
+        against the world without each tool alone); ``counterfactual`` (the same world without
+        any tool, its own ``truth`` is None).
     """
     cfg = config if config is not None else config_for_scale(scale)
     world = build_world(seed, cfg)
@@ -102,8 +108,16 @@ def registers(
         links = link_moves(rec, streams)
         tables[name] = build_tables(rec, links, world.departments, cfg)
         del rec, links
+    # Tool-specific counterfactuals: the world without one tool (its spells removed, the other
+    # tool's as agreed), on the same random numbers. Only their summaries are kept.
+    without = {}
+    for tool in TOOLS_WITH_MECHANISM:
+        ka, fu = schedule(world, tool_adoption[tool_adoption["tool"] != tool])
+        rec = simulate_world(world, cfg, streams, ka, fu, effect_scale)
+        without[tool] = world_summary(rec, world.n)
+        del rec
     truth = truth_table(world.departments, summaries["factual"], summaries["counterfactual"],
-                        referral, flexible)
+                        referral, flexible, without=without)
     empty_adoption = tool_adoption.iloc[0:0].reset_index(drop=True)
     cp, ch, cl = tables["counterfactual"]
     counterfactual = Registers(persons=cp, households=ch, departments=world.departments.copy(),

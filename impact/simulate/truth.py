@@ -116,9 +116,37 @@ def world_summary(rec: WorldRecord, n_dept: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _price_factors() -> np.ndarray:
+    """Nominal -> fixed prices of the contract's price base, per year of :data:`YEARS`."""
+    from impact import spec
+
+    return np.asarray(spec.deflator(YEARS), dtype="float64")
+
+
+def effect_column(outcome: str, tool: str | None = None) -> str:
+    """Truth column holding the true effect on a panel outcome.
+
+    Parameters
+    ----------
+    outcome
+        Panel measure (``share_employed``, ``mean_household_income`` (fixed prices),
+        ``mean_household_income_nominal``, ``in_share_employed``, ...).
+    tool
+        ``None``: against the world without any tool; a tool: against the world without that
+        tool alone.
+    """
+    if outcome.endswith("mean_household_income_nominal"):
+        base = outcome.removesuffix("_nominal")
+    elif outcome.endswith("mean_household_income"):
+        base = outcome + "_real"
+    else:
+        base = outcome
+    return f"{base}_effect" + (f"_{tool}" if tool else "")
+
+
 def truth_table(departments: pd.DataFrame, factual: dict[str, np.ndarray],
-                counterfactual: dict[str, np.ndarray], referral: np.ndarray, flexible: np.ndarray
-                ) -> pd.DataFrame:
+                counterfactual: dict[str, np.ndarray], referral: np.ndarray, flexible: np.ndarray,
+                *, without: dict[str, dict[str, np.ndarray]] | None = None) -> pd.DataFrame:
     """One row per department_id x year (2003-2013).
 
     Parameters
@@ -129,6 +157,10 @@ def truth_table(departments: pd.DataFrame, factual: dict[str, np.ndarray],
         :func:`world_summary` of the two worlds.
     referral, flexible
         Agreed shares in force per department and letting year (:func:`.world.schedule`).
+    without
+        :func:`world_summary` of the world without one tool, keyed by tool: the factual world
+        with that tool's spells removed (the other tool as agreed, so flexible letting takes the
+        vacancies that referral took from it), on the same random numbers.
 
     Returns
     -------
@@ -144,6 +176,15 @@ def truth_table(departments: pd.DataFrame, factual: dict[str, np.ndarray],
         than all vacancies) and ``in_use_<tool>`` (effective share > 0; a tool can be formally in
         force in ``tool_adoption`` and still not in use). A tool in use in year t first changes the
         composition at 1 January t + 1.
+
+        With ``without``: ``<measure>_effect_<tool>`` = factual - world without that tool alone,
+        the truth of a tool-specific estimand (the other tool at its factual path); it is exactly
+        zero for departments that never had the tool (SUTVA) and up to the first year in force.
+
+        Income measures are nominal DKK (as the households table); each also comes in fixed prices
+        of ``data_spec/study.toml``'s price base (as the panel's ``mean_household_income``), named
+        ``<prefix>mean_household_income_real_<kind>``. :func:`effect_column` maps a panel outcome
+        to its truth column.
     """
     n = len(departments)
     frame: dict[str, np.ndarray] = {
@@ -163,6 +204,15 @@ def truth_table(departments: pd.DataFrame, factual: dict[str, np.ndarray],
     for name in factual:
         if name.startswith("lettings:"):
             frame[name.split(":", 1)[1]] = factual[name]
+    for tool, summary in (without or {}).items():
+        for name in factual:
+            if name.startswith("lettings:") or name.startswith("n_") or "_n_" in name:
+                continue
+            frame[f"{name}_effect_{tool}"] = factual[name] - summary[name]
+    factor = np.tile(_price_factors(), n)
+    for name in [c for c in frame if "mean_household_income" in c]:
+        frame[name.replace("mean_household_income", "mean_household_income_real")] = (
+            frame[name] * factor)
     ti = YEARS - FIRST_YEAR
     frame["effective_share_municipal_referral"] = referral[:, ti].ravel()
     frame["effective_share_flexible_letting"] = flexible[:, ti].ravel()
