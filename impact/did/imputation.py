@@ -221,6 +221,22 @@ def _design(data: pd.DataFrame, outcome: str, *, cohorts: Sequence[str], unit: s
             for yr in years[1:]:
                 cols.append(np.where(t == yr, x[:, j], 0.0))
     z = np.column_stack(cols) if cols else np.zeros((len(df), 0))
+    # A treated row is imputable only if its prediction does not depend on a direction of the
+    # untreated model that its data leave free (e.g. a year with too few untreated units for
+    # every covariate slope).
+    ok = _identified(z, ucode, untreated, n_units)
+    if (~ok).any():
+        notes.append(f"{int((~ok).sum())} treated rows whose untreated outcome is not identified "
+                     "(too few untreated units in their year and stratum) left out")
+        sel = np.flatnonzero(ok)
+        df = df.loc[ok].reset_index(drop=True)
+        t, stratum, untreated, z = t[sel], stratum[sel], untreated[sel], z[sel]
+        treated = {c: v[sel] for c, v in treated.items()}
+        event = {c: v[sel] for c, v in event.items()}
+        cohort = {c: v[sel] for c, v in cohort.items()}
+        ucode = pd.factorize(ucode[sel], sort=True)[0]
+        clus = pd.factorize(clus[sel], sort=True)[0]
+        n_units = int(ucode.max()) + 1
     # Decomposition columns: tool x event-time bin x effect_by cell.
     cells = (pd.factorize(df[effect_by], sort=True)[0] if effect_by is not None
              else np.zeros(len(df), dtype=np.int64))
@@ -241,6 +257,23 @@ def _design(data: pd.DataFrame, outcome: str, *, cohorts: Sequence[str], unit: s
                      treated=treated, event=event, cohort=cohort, decomp=decomp,
                      decomp_tool=np.asarray(dtool, dtype=np.int64), lead=lead)
     return design, df, notes
+
+
+def _identified(z: np.ndarray, unit: np.ndarray, untreated: np.ndarray, n_units: int
+                ) -> np.ndarray:
+    """Rows whose untreated prediction is identified by the untreated rows (all of those are)."""
+    if z.shape[1] == 0:
+        return np.ones(z.shape[0], dtype=bool)
+    u0 = np.flatnonzero(untreated)
+    dm, means = _unit_demean(z[u0], unit[u0], np.ones(u0.size), n_units)
+    _, sv, vt = np.linalg.svd(dm, full_matrices=False)
+    tol = max(z.shape) * np.finfo(float).eps * (sv[0] if sv.size else 1.0) * 1e3
+    null = vt[sv <= tol]
+    if null.shape[0] == 0:
+        return np.ones(z.shape[0], dtype=bool)
+    free = np.abs((z - means[unit]) @ null.T).max(axis=1)
+    scale = max(float(np.abs(z).max()), 1.0)
+    return untreated | (free <= 1e-8 * scale)
 
 
 def _unit_demean(a: np.ndarray, unit: np.ndarray, w: np.ndarray, n_units: int
