@@ -58,8 +58,11 @@ def validate(
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write <table>.parquet into.")],
     seed: Annotated[int, typer.Option(help="Random seed (same seed = byte-identical tables).")] = 0,
-    scale: Annotated[str, typer.Option(help="report (about 500 supported departments) or "
-                                       "national (about 7,000 departments).")] = "report",
+    scale: Annotated[str, typer.Option(help="report (about 500 supported departments), small "
+                                       "(about a quarter) or national (about 7,000 "
+                                       "departments).")] = "report",
+    placebo: Annotated[bool, typer.Option("--placebo", help="Write the placebo world: no effect "
+                                          "anywhere, the real adoption and lettings.")] = False,
     calibration: Annotated[bool, typer.Option("--calibration", help="Print simulated values "
                                               "next to the 2015 report's figures.")] = False,
 ) -> None:
@@ -67,10 +70,12 @@ def simulate(
     from impact import io
     from impact import simulate as sim
 
-    if scale not in ("report", "national"):
-        _fail(ImpactError(f"--scale must be report or national, not {scale!r}"))
+    if scale not in ("small", "report", "national"):
+        _fail(ImpactError(f"--scale must be small, report or national, not {scale!r}"))
     typer.echo(f"simulating registers (seed {seed}, scale {scale}) ...", err=True)
     registers = sim.registers(seed=seed, scale=scale)
+    if placebo:
+        registers = sim.placebo(registers)
     written = io.write_registers(registers, out)
     for path in written.values():
         typer.echo(f"wrote {path}", err=True)

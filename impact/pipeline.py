@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from impact import io, spec
 from impact.errors import ImpactError
 from impact.registers import Registers
@@ -39,6 +41,11 @@ class RunConfig:
         Whether to fit the Bayesian hierarchical model.
     bayes_draws, bayes_tune, bayes_chains
         MCMC settings of that model.
+    world
+        Simulator only: ``"factual"`` (default) or ``"placebo"`` (no effect anywhere, the real
+        adoption and lettings: :func:`impact.simulate.placebo`).
+    primary_boot
+        Cluster-bootstrap replications of the primary specification.
     """
 
     seed: int = 0
@@ -49,21 +56,52 @@ class RunConfig:
     bayes_draws: int = 1000
     bayes_tune: int = 1000
     bayes_chains: int = 4
+    world: str = "factual"
+    primary_boot: int = 199
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, source: str = "config") -> None:
+        """Raise :class:`ImpactError` naming the first setting with a bad type or value."""
+        ints = ("seed", "n_boot", "bayes_draws", "bayes_tune", "bayes_chains", "primary_boot")
+        for name in ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ImpactError(f"{source}: [run] {name} must be a non-negative integer, "
+                                  f"got {value!r}")
+        if self.scale not in ("small", "report", "national"):
+            raise ImpactError(f"{source}: [run] scale must be small, report or national, "
+                              f"got {self.scale!r}")
+        if self.world not in ("factual", "placebo"):
+            raise ImpactError(f"{source}: [run] world must be factual or placebo, "
+                              f"got {self.world!r}")
+        if not isinstance(self.bayes, bool):
+            raise ImpactError(f"{source}: [run] bayes must be true or false, got {self.bayes!r}")
+        if isinstance(self.effect_scale, bool) or not isinstance(self.effect_scale, int | float):
+            raise ImpactError(f"{source}: [run] effect_scale must be a number, "
+                              f"got {self.effect_scale!r}")
 
 
 def load_config(path: str | Path | None) -> RunConfig:
     """Read a run configuration from TOML (``[run]`` table); defaults when ``path`` is None."""
     if path is None:
         return RunConfig()
-    with open(path, "rb") as fh:
-        raw = tomllib.load(fh).get("run", {})
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ImpactError(f"{path}: cannot read the configuration: {err}") from err
+    other = sorted(set(doc) - {"run"})
+    if other:
+        raise ImpactError(f"{path}: unknown table(s) {', '.join(other)}; known: run")
+    raw = doc.get("run", {})
     known = {f for f in RunConfig.__dataclass_fields__ if f != "extra"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ImpactError(f"{path}: unknown [run] setting(s): {', '.join(unknown)}; known: "
                           f"{', '.join(sorted(known))}")
-    return replace(RunConfig(), **raw)
+    config = replace(RunConfig(), **raw)
+    config.check(str(path))
+    return config
 
 
 class Progress:
@@ -96,9 +134,12 @@ def load_inputs(data: Path | None, config: RunConfig, progress: Progress
     else:
         from impact import simulate
 
-        with progress.step(f"Simulating registers (seed {config.seed}, scale {config.scale})"):
+        with progress.step(f"Simulating registers (seed {config.seed}, scale {config.scale}, "
+                           f"world {config.world})"):
             registers = simulate.registers(seed=config.seed, scale=config.scale,
                                            effect_scale=config.effect_scale)
+            if config.world == "placebo":
+                registers = simulate.placebo(registers)
             hashes = {f"simulated:{t}": io.frame_sha256(f) for t, f in registers.tables().items()}
     with progress.step("Validating registers against data_spec/"):
         spec.validate(registers)
@@ -149,6 +190,8 @@ def run_study(*, data: str | Path | None = None, out: str | Path = "results",
         from impact.provenance import write_provenance
 
         write_provenance(out, config=cfg, inputs=hashes, outputs=outputs)
+    for line in state.get("closing", []):
+        print(line, file=progress.stream)
     return out
 
 
@@ -185,32 +228,53 @@ def _estimate(registers: Registers, out: Path, config: RunConfig, state: dict[st
     from impact.estimates import estimate_all
 
     est = estimate_all(state["panel"].frame, truth=registers.truth, n_boot=config.n_boot,
-                       seed=config.seed)
+                       seed=config.seed, primary_boot=config.primary_boot)
     tables = out / "tables"
     tables.mkdir(parents=True, exist_ok=True)
-    for name in ("aggregates", "att_gt", "twfe", "dose_response", "bacon", "problems"):
+    est.headline.to_csv(tables / "headline.csv", index=False)
+    for name in ("primary", "aggregates", "att_gt", "twfe", "dose_response", "bacon", "problems"):
         getattr(est, name).to_csv(tables / f"did_{name}.csv", index=False)
     figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
     for name, fig in est.figures.items():
         fig.savefig(figures / f"{name}.png", dpi=110, metadata={"Software": None})  # type: ignore[attr-defined]
+    state["headline"] = est.headline
     simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
-    cols = [c for c in ("tool", "outcome", "covariates", "att", "se", "lower", "upper", "truth",
-                        "pretest_p_value") if c in simple]
+    cols = [c for c in ("tool", "outcome", "covariates", "att", "se", "truth", "pretest_p_value")
+            if c in simple]
+    print("contrast (att_gt, ignores the other tool):", file=sys.stderr)
     print(simple[cols].to_string(index=False), file=sys.stderr)
+    head_cols = [c for c in ("tool", "outcome", "estimate", "se", "lower", "upper", "truth",
+                             "pretest_p_value", "verdict") if c in est.headline]
+    closing = ["", "Headline (primary specification: imputation DiD, both tools, plan clusters; "
+               "tables/headline.csv):", est.headline[head_cols].to_string(index=False)]
+    for row in est.headline.itertuples(index=False):
+        if row.verdict != "credible":
+            closing.append(f"WARNING: {row.tool} x {row.outcome}: {row.verdict} "
+                           f"(pre-test p = {row.pretest_p_value:.3g})")
+    state["closing"] = closing
 
 
 def _bayes(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
-    """Hierarchical model of the flexible-letting intensity effect on the employment share."""
+    """Hierarchical model of the effect of flexible-letting exposure on the employment share.
+
+    The treatment is ``exposure_flexible_letting``: lettings through flexible letting up to t-1 per
+    dwelling (what can have moved the 1-January stock of t), not same-year intensity. The pooled
+    effect per unit of exposure times the mean exposure over the department-years of the primary
+    estimate gives an implied ATT, set beside the tool-specific truth of those department-years.
+    """
     from impact import bayes
+    from impact.simulate.truth import effect_column
 
     frame = state["panel"].frame
     data = frame[frame["n_labour_force_18_64"] > 0].copy()
     dropped = len(frame) - len(data)
     print(f"      bayes: {dropped} department-years without residents 18-64 in the labour force "
           "left out (no employment share)", file=sys.stderr)
-    data["intensity_flexible_letting"] = data["intensity_flexible_letting"].fillna(0.0)
+    treatment = "exposure_flexible_letting"
+    data[treatment] = data[treatment].fillna(0.0)
     result = bayes.hierarchical(
-        data, "share_employed", "intensity_flexible_letting", likelihood="normal",
+        data, "share_employed", treatment, likelihood="normal",
         draws=config.bayes_draws, tune=config.bayes_tune, chains=config.bayes_chains,
         seed=config.seed, threshold=0.01)
     tables = out / "tables"
@@ -221,6 +285,19 @@ def _bayes(registers: Registers, out: Path, config: RunConfig, state: dict[str, 
     result.plot().savefig(out / "figures" / "bayes_forest_flexible_letting.png", dpi=110,
                           metadata={"Software": None})
     pooled = result.effects[result.effects["group"] == "pooled"]
+    cohort = data["cohort_flexible_letting"]
+    rows = data[(cohort > 0) & (data["year"] >= cohort + 1)]
+    mean_exposure = float(rows[treatment].mean())
+    implied = {"treatment": treatment, "n_department_years": len(rows),
+               "mean_exposure": mean_exposure}
+    for col in ("mean", "lower_90", "upper_90", "lower_95", "upper_95"):
+        implied[f"implied_att_{col}"] = float(pooled[col].iloc[0]) * mean_exposure
+    if registers.truth is not None:
+        col = effect_column("share_employed", "flexible_letting")
+        m = rows[["department_id", "year"]].merge(registers.truth[["department_id", "year", col]],
+                                                  on=["department_id", "year"], how="left")
+        implied["truth"] = float(m[col].mean())
+    pd.DataFrame([implied]).to_csv(tables / "bayes_implied_att_flexible_letting.csv", index=False)
     print(pooled.to_string(index=False), file=sys.stderr)
     print(result.diagnostics.to_string(index=False), file=sys.stderr)
 

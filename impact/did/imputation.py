@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
+from impact.did._blas import single_blas_thread
 from impact.did._results import DroppedRowsWarning, cluster_codes, require_columns
 from impact.errors import EstimationError
 
@@ -266,14 +267,39 @@ def _identified(z: np.ndarray, unit: np.ndarray, untreated: np.ndarray, n_units:
         return np.ones(z.shape[0], dtype=bool)
     u0 = np.flatnonzero(untreated)
     dm, means = _unit_demean(z[u0], unit[u0], np.ones(u0.size), n_units)
-    _, sv, vt = np.linalg.svd(dm, full_matrices=False)
-    tol = max(z.shape) * np.finfo(float).eps * (sv[0] if sv.size else 1.0) * 1e3
-    null = vt[sv <= tol]
+    scale = _column_scale(z)
+    dm = dm / scale
+    lam, vec = np.linalg.eigh(dm.T @ dm)
+    null = (vec[:, lam <= _rank_tol(lam)] / scale[:, None]).T
     if null.shape[0] == 0:
         return np.ones(z.shape[0], dtype=bool)
-    free = np.abs((z - means[unit]) @ null.T).max(axis=1)
-    scale = max(float(np.abs(z).max()), 1.0)
-    return untreated | (free <= 1e-8 * scale)
+    null = null / np.linalg.norm(null * scale, axis=1, keepdims=True)
+    free = np.abs(((z - means[unit]) / scale) @ (null * scale).T).max(axis=1)
+    return untreated | (free <= 1e-6)
+
+
+def _rank_tol(eigenvalues: np.ndarray) -> float:
+    """Eigenvalues of a Gram matrix at or below this are treated as zero."""
+    top = float(eigenvalues.max()) if eigenvalues.size else 1.0
+    return max(top, 1e-300) * eigenvalues.size * 1e-10
+
+
+def _column_scale(x: np.ndarray) -> np.ndarray:
+    """Root mean square of each column (1 for an all-zero column)."""
+    rms = np.sqrt(np.mean(x * x, axis=0)) if x.shape[0] else np.ones(x.shape[1])
+    return np.where(rms > 0, rms, 1.0)
+
+
+def _lstsq(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Minimum-norm weighted least squares (columns scaled) through the small Gram matrix."""
+    if x.shape[1] == 0:
+        return np.zeros(0)
+    scale = _column_scale(x)
+    xs = x / scale
+    xw = xs * w[:, None]
+    lam, vec = np.linalg.eigh(xs.T @ xw)
+    keep = lam > _rank_tol(lam)
+    return (vec[:, keep] @ ((vec[:, keep].T @ (xw.T @ y)) / lam[keep])) / scale
 
 
 def _unit_demean(a: np.ndarray, unit: np.ndarray, w: np.ndarray, n_units: int
@@ -295,11 +321,7 @@ def _estimate(d: _Design, w: np.ndarray, cohorts: Sequence[str],
     y0, z0 = d.y[u0], d.z[u0]
     both = np.column_stack([y0, z0])
     dm, _ = _unit_demean(both, d.unit[u0], w0, d.n_units)
-    sw = np.sqrt(w0)
-    if z0.shape[1]:
-        beta = np.linalg.lstsq(dm[:, 1:] * sw[:, None], dm[:, 0] * sw, rcond=None)[0]
-    else:
-        beta = np.zeros(0)
+    beta = _lstsq(dm[:, 1:], dm[:, 0], w0)
     resid0 = y0 - z0 @ beta
     ind = sparse.csr_matrix((w0, (d.unit[u0], np.arange(u0.size))), shape=(d.n_units, u0.size))
     tot = np.asarray(ind.sum(axis=1)).ravel()
@@ -309,11 +331,7 @@ def _estimate(d: _Design, w: np.ndarray, cohorts: Sequence[str],
     tau = d.y[tr] - alpha[d.unit[tr]] - d.z[tr] @ beta
     wt = w[tr]
     dec = d.decomp[tr]
-    if dec.shape[1]:
-        sq = np.sqrt(wt)
-        gamma = np.linalg.lstsq(dec * sq[:, None], tau * sq, rcond=None)[0]
-    else:
-        gamma = np.zeros(0)
+    gamma = _lstsq(dec, tau, wt)
     out: list[float] = []
     for k, c in enumerate(cohorts):
         other = d.decomp_tool != k
@@ -354,7 +372,10 @@ def _pretest(d: _Design, c: str) -> dict[str, float]:
     x = np.column_stack([d.z[u0], lead])
     dm, _ = _unit_demean(np.column_stack([d.y[u0], x]), d.unit[u0], np.ones(u0.size), d.n_units)
     yd, xd = dm[:, 0], dm[:, 1:]
-    xtx_inv = np.linalg.pinv(xd.T @ xd)
+    scale = _column_scale(xd)
+    lam, vec = np.linalg.eigh((xd / scale).T @ (xd / scale))
+    keep = lam > _rank_tol(lam)
+    xtx_inv = ((vec[:, keep] / lam[keep]) @ vec[:, keep].T) / np.outer(scale, scale)
     b = xtx_inv @ xd.T @ yd
     e = yd - xd @ b
     cl = d.clusters[u0]
@@ -457,14 +478,15 @@ def imputation(
         warnings.warn(f"imputation: {n_dropped} rows left out ({'; '.join(notes)})",
                       DroppedRowsWarning, stacklevel=2)
     layout = _layout(d, cohorts)
-    est = _estimate(d, np.ones(d.y.size), cohorts, layout)
-    draws = np.empty((int(n_boot), est.size))
-    if n_boot:
+    with single_blas_thread():
+        est = _estimate(d, np.ones(d.y.size), cohorts, layout)
+        draws = np.empty((int(n_boot), est.size))
         rng = np.random.default_rng(seed)
         for b in range(int(n_boot)):
             mult = np.bincount(rng.integers(0, d.n_clusters, d.n_clusters),
                                minlength=d.n_clusters).astype(float)
             draws[b] = _estimate(d, mult[d.clusters], cohorts, layout)
+    if n_boot:
         with np.errstate(invalid="ignore"):
             se = np.nanstd(draws, axis=0, ddof=1)
     else:

@@ -50,7 +50,37 @@ from impact.simulate.world import (
     schedule,
 )
 
-__all__ = ["SimulationConfig", "calibration", "config_for_scale", "format_calibration", "registers"]
+__all__ = ["SimulationConfig", "calibration", "config_for_scale", "format_calibration", "placebo",
+           "registers"]
+
+
+def placebo(registers: Registers) -> Registers:
+    """The placebo world of simulated registers: no effect anywhere, the real adoption.
+
+    Persons and households of the world without any tool (the counterfactual, on the same random
+    numbers), with the factual departments, tool adoption and lettings (so exposure and intensity
+    are as observed). Its truth is the factual truth with every effect set to zero.
+
+    Parameters
+    ----------
+    registers
+        Output of :func:`registers`.
+
+    Returns
+    -------
+    Registers
+        ``counterfactual`` is None.
+    """
+    if registers.counterfactual is None or registers.truth is None:
+        raise ValueError("placebo: needs simulated registers with a counterfactual and truth")
+    cf = registers.counterfactual
+    truth = registers.truth.copy()
+    for col in truth.columns:
+        if "_effect" in col:
+            truth[col] = np.where(truth[col].isna(), np.nan, 0.0)
+    return Registers(persons=cf.persons, households=cf.households,
+                     departments=registers.departments, lettings=registers.lettings,
+                     tool_adoption=registers.tool_adoption, truth=truth, counterfactual=None)
 
 
 def registers(
