@@ -124,7 +124,13 @@ def att_gt(
     n_boot
         Multiplier-bootstrap draws; 0 gives analytic (influence-function) standard errors.
     cluster
-        Unit-level column to cluster on (constant within unit); units are always clusters.
+        Unit-level column to cluster on (constant within unit), e.g. ``"plan_id"``: the level at
+        which the tools are assigned. A missing value (a department without a plan) makes that
+        unit its own cluster, for the analytic standard errors and for the bootstrap (one
+        multiplier per cluster). ``None``: each unit is its own cluster. The clustering is
+        recorded in ``settings["cluster_variable"]`` (the column, or ``unit`` when None) and
+        ``settings["n_clusters"]``, and in the ``cluster`` and ``n_clusters`` columns of
+        :meth:`AttGtResult.tidy` and :meth:`AggregateResult.tidy`.
     alpha
         1 - confidence level.
     seed
@@ -225,6 +231,8 @@ def att_gt(
             "base_period": base_period,
             "n_boot": int(n_boot),
             "cluster": cluster,
+            "cluster_variable": cluster if cluster is not None else unit,
+            "n_clusters": n if panel.cluster is None else int(panel.cluster.max()) + 1,
             "alpha": float(alpha),
             "cband": use_band,
             "weights": weights,
