@@ -5,9 +5,12 @@ NaN or inf = never treated) and period ``t`` from a balanced panel, by a 2x2 DiD
 robust, IPW or outcome regression, see :mod:`impact.did._cs_estimators`). Inference uses the
 influence functions: analytic standard errors (``n_boot=0``) or the multiplier bootstrap with
 Rademacher weights and sup-t uniform bands (``n_boot>0``), optionally clustered on a unit-level
-variable (e.g. ``plan_id`` or ``municipality_id`` for department-level panels).
+variable (e.g. ``plan_id`` or ``municipality_id`` for department-level panels; a unit with a
+missing value is its own cluster).
 :meth:`AttGtResult.aggregate` forms the simple, event-study (dynamic), cohort (group) and calendar
-summaries; :attr:`AttGtResult.pretest` is the Wald pre-test of parallel trends.
+summaries (the dynamic one with the event-study interface ``event_time``, ``estimate``, ``se``,
+``vcov()``, ``reference_period``); :attr:`AttGtResult.pretest` is the Wald pre-test of parallel
+trends.
 
 Checked against published R ``did`` 2.x output on ``mpdta`` (see ``tests/reference/``).
 """
