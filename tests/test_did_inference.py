@@ -281,10 +281,7 @@ def test_twfe_event_study_interface_and_cluster_columns() -> None:
     tab = es.coefficients.set_index("event_time")
     np.testing.assert_array_equal(es.estimate, tab.loc[es.event_time, "estimate"])
     v = es.vcov()
-    v_sym = (v + v.T) / 2
-    assert np.allclose(v, v_sym, rtol=0, atol=1e-15)
-    eig = np.linalg.eigvalsh(v_sym)
-    assert eig.min() >= -1e-12 * eig.max()
+    assert_psd(v)
     np.testing.assert_allclose(np.sqrt(np.diag(v)), es.se, rtol=1e-14)
     tidy = es.tidy()
     assert set(tidy["cluster"]) == {"plan_id"} and set(tidy["n_clusters"]) == {40 + 20}

@@ -210,7 +210,8 @@ class EventStudyResult:
         """Joint covariance of :attr:`estimate` (in ``event_time`` order), as fitted (CR1 when
         clustering, HC1 otherwise); ``sqrt(diag)`` is :attr:`se`."""
         terms = list(self._estimated["term"])
-        return self.fit.cov.loc[terms, terms].to_numpy(dtype=float)
+        v = self.fit.cov.loc[terms, terms].to_numpy(dtype=float)
+        return (v + v.T) / 2
 
     def tidy(self) -> pd.DataFrame:
         """Event-time coefficient table (a copy), reference period included, with the
