@@ -41,7 +41,7 @@ class WidePanel:
     weights
         Sampling weights normalised to mean one (n,).
     cluster
-        Integer cluster codes (n,), or None.
+        Integer cluster codes ``0 .. G-1`` (n,), or None (each unit its own cluster).
     groups
         Treated cohorts for which ATT(g,t) are estimated.
     notes
@@ -103,6 +103,28 @@ def _codes(values: pd.Series) -> tuple[NDArray[np.int64], np.ndarray]:
     return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
 
+def cluster_codes(values: pd.Series, name: str) -> NDArray[np.int64]:
+    """Cluster codes of one value per unit (units in order): a missing value is its own cluster.
+
+    Named clusters get codes ``0 .. K-1`` in sorted order of their values (as before, so complete
+    cluster columns give the same codes and bootstrap draws); units with a missing value (e.g.
+    ``plan_id`` of a department without a helhedsplan) get ``K, K+1, ...`` in unit order. An
+    all-missing column therefore gives ``0 .. n-1``, exactly the codes of clustering by unit.
+
+    Raises
+    ------
+    impact.EstimationError
+        With fewer than two clusters (no variance can be estimated).
+    """
+    codes = pd.factorize(values, sort=True)[0].astype(np.int64)
+    missing = codes < 0
+    codes[missing] = codes.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    if codes.size and codes.max() < 1:
+        raise EstimationError(f"att_gt: clustering by {name!r} needs at least two clusters, "
+                              "found one")
+    return codes
+
+
 def _duplicated(key: NDArray[np.int64], n_keys: int) -> NDArray[np.bool_]:
     """Rows whose key (in ``0 .. n_keys - 1``) occurs more than once."""
     if n_keys <= 4 * key.size + 1024:
@@ -140,7 +162,8 @@ def prepare_panel(
     ------
     impact.EstimationError
         On missing columns, non-numeric data, duplicated (unit, time) rows, cohorts that vary
-        within a unit, negative cohorts or weights, time-varying weights or cluster labels, an
+        within a unit, negative cohorts or weights, time-varying weights or cluster labels (a
+        missing cluster label makes the unit its own cluster), fewer than two clusters, an
         unbalanced panel (unless ``unbalanced="drop"``), no treated cohort left, or no
         never-treated units with ``control="never"``.
     """
@@ -170,8 +193,6 @@ def prepare_panel(
             )
     if not np.all(np.isfinite(df[time].to_numpy(dtype=float))):
         raise EstimationError(f"att_gt: time column {time!r} must be finite")
-    if cluster is not None and df[cluster].isna().any():
-        raise EstimationError(f"att_gt: cluster column {cluster!r} has missing values")
 
     ucode, units = _codes(df[unit])
     n_u = units.size
@@ -350,7 +371,7 @@ def prepare_panel(
         x = np.ones((n_units, 1))
     clus = None
     if cluster is not None and cluster != unit:
-        clus = pd.factorize(df[cluster].iloc[first], sort=True)[0].astype(np.int64)
+        clus = cluster_codes(df[cluster].iloc[first], cluster)
     return WidePanel(
         unit_ids=unit_ids,
         periods=periods,

@@ -37,11 +37,13 @@ def table_text(frame: pd.DataFrame, key_cols: list[str], band: str) -> list[str]
 
 
 def settings_line(settings: dict) -> str:
-    """One line naming comparison group, method, anticipation and base period."""
+    """One line naming comparison group, method, anticipation, base period and clustering."""
     return (
         f"Comparison: {_CONTROL[settings['control']]}; method: {_METHOD[settings['method']]}; "
         f"anticipation: {settings['anticipation']}; base period: {settings['base_period']}; "
         f"n units: {settings['n_units']}"
+        + (f"; clustered by {settings['cluster']} ({settings['n_clusters']} clusters)"
+           if settings.get("cluster") else "")
     )
 
 

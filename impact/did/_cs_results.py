@@ -21,7 +21,7 @@ from scipy import stats
 
 from impact.did import _cs_report as rep
 from impact.did._cs_aggregate import aggregate_cells
-from impact.did._cs_bootstrap import analytic_se, multiplier_bootstrap
+from impact.did._cs_bootstrap import analytic_se, cluster_sums, multiplier_bootstrap
 from impact.errors import EstimationError
 
 if TYPE_CHECKING:
@@ -123,6 +123,15 @@ class AggregateResult:
         Critical value used for ``by``.
     influence
         n x (1 + len(by)) influence functions (overall first).
+    cluster_codes
+        Cluster code per unit (rows of ``influence``), None when each unit is its own cluster.
+    reference_period
+        ``"dynamic"`` with ``base_period="universal"``: the event time normalised to zero (its
+        row in ``by`` has att 0 and se NaN); None otherwise.
+
+    Event-study interface (every result with an event-time dimension has it): ``event_time``,
+    ``estimate`` and ``se`` (numpy arrays, the ``by`` rows without the reference period) and
+    :meth:`vcov`, their joint covariance.
     """
 
     kind: str
@@ -134,6 +143,53 @@ class AggregateResult:
     cband: bool
     influence: FloatArray = field(repr=False)
     settings: Mapping[str, Any] = field(repr=False)
+    cluster_codes: NDArray[np.int64] | None = field(default=None, repr=False)
+    reference_period: float | None = None
+
+    def _estimated_rows(self) -> NDArray[np.bool_]:
+        if self.kind == "simple":
+            raise EstimationError(
+                "aggregate('simple') has no per-key estimates; use .overall, or aggregate "
+                "'dynamic', 'group' or 'calendar'"
+            )
+        key = self.by[_KEY[self.kind]].to_numpy(dtype=float)
+        return key != self.reference_period if self.reference_period is not None else (
+            np.ones(key.size, dtype=bool))
+
+    @property
+    def event_time(self) -> FloatArray:
+        """Event times of :attr:`estimate` (``"dynamic"`` only; reference period excluded)."""
+        if self.kind != "dynamic":
+            raise EstimationError(f"aggregate({self.kind!r}) has no event time; use 'dynamic'")
+        return self.by["event_time"].to_numpy(dtype=float)[self._estimated_rows()]
+
+    @property
+    def estimate(self) -> FloatArray:
+        """Per-key ATTs (the ``by`` rows, reference period excluded)."""
+        return self.by["att"].to_numpy(dtype=float)[self._estimated_rows()]
+
+    @property
+    def se(self) -> FloatArray:
+        """Their standard errors as reported (bootstrap when ``n_boot > 0``)."""
+        return self.by["se"].to_numpy(dtype=float)[self._estimated_rows()]
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of clusters of the inference (units when not clustering)."""
+        return int(self.settings.get("n_clusters", self.influence.shape[0]))
+
+    def vcov(self) -> FloatArray:
+        """Joint covariance of :attr:`estimate`, from the aggregated influence functions.
+
+        ``S' S / n^2`` with ``S`` the cluster sums of the influence functions (the units
+        themselves without clustering): the analytic, cluster-robust covariance consistent with
+        the result's clustering, also when the reported ``se`` are bootstrapped. Its diagonal's
+        square root equals the analytic standard errors.
+        """
+        inf = self.influence[:, 1:][:, self._estimated_rows()]
+        s = cluster_sums(inf, self.cluster_codes)
+        v = (s.T @ s) / inf.shape[0] ** 2
+        return (v + v.T) / 2
 
     def tidy(self) -> pd.DataFrame:
         """Overall and per-key estimates in long (broom-like) form."""
@@ -151,6 +207,8 @@ class AggregateResult:
                 )
         out = pd.DataFrame(rows).rename(columns={"att": "estimate"})
         out.insert(0, "aggregation", self.kind)
+        out["cluster"] = self.settings.get("cluster_variable")
+        out["n_clusters"] = self.n_clusters
         return out
 
     def summary(self) -> str:
@@ -236,6 +294,11 @@ class AttGtResult:
     def n_units(self) -> int:
         """Number of units in the estimation."""
         return int(self.influence.shape[0])
+
+    @property
+    def n_clusters(self) -> int:
+        """Number of clusters of the inference (``n_units`` when not clustering)."""
+        return int(self.settings.get("n_clusters", self.n_units))
 
     def aggregate(
         self,
@@ -343,8 +406,15 @@ class AttGtResult:
                 "upper": core.by_att + crit * se[1:],
             }
         )
+        reference = None
         if kind != "simple":
             by.insert(0, _KEY[kind], core.by_key)
+        if kind == "dynamic":
+            # an event time all of whose cells are their own base period is normalised to zero
+            is_base = (tab["base_period"] == tab["time"]).to_numpy()[ok]
+            e_cells = (tab["time"] - tab["cohort"]).to_numpy(dtype=float)[ok]
+            refs = [e for e in core.by_key if is_base[e_cells == e].all()]
+            reference = float(refs[0]) if refs else None
         return AggregateResult(
             kind=kind,
             overall=overall,
@@ -355,6 +425,8 @@ class AttGtResult:
             cband=cband,
             influence=inf,
             settings=self.settings,
+            cluster_codes=self.cluster_codes,
+            reference_period=reference,
         )
 
     def tidy(self) -> pd.DataFrame:
@@ -373,6 +445,8 @@ class AttGtResult:
                 "upper": t["upper"],
                 "pointwise_lower": t["att"] - z * t["se"],
                 "pointwise_upper": t["att"] + z * t["se"],
+                "cluster": self.settings.get("cluster_variable"),
+                "n_clusters": self.n_clusters,
             }
         )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,9 +25,11 @@ __all__ = [
     "bootstrap_units",
     "cluster_codes",
     "coef_table",
+    "draws_vcov",
     "drop_missing",
     "format_table",
     "require_columns",
+    "unit_cluster_codes",
 ]
 
 
@@ -109,6 +111,48 @@ def cluster_codes(frame: pd.DataFrame, cluster: str | None, unit: str) -> np.nda
     if codes.max() < 1:
         raise EstimationError(f"clustering by {cluster!r} needs at least two clusters, found one")
     return codes
+
+
+def unit_cluster_codes(frame: pd.DataFrame, cluster: str, unit: str, units: np.ndarray,
+                       *, what: str) -> np.ndarray:
+    """Cluster code per unit of ``units`` (in that order) for a block bootstrap over clusters.
+
+    Codes follow the first appearance in ``units``, and a missing value makes the unit its own
+    cluster, so a column with a distinct (or missing) value per unit gives ``0 .. n-1``: the
+    unit bootstrap, draw for draw.
+
+    Raises
+    ------
+    EstimationError
+        If the cluster value varies within a unit or there are fewer than two clusters.
+    """
+    varies = frame.groupby(unit)[cluster].nunique(dropna=False) > 1
+    if varies.any():
+        raise EstimationError(f"{what}: cluster column {cluster!r} varies within unit(s) "
+                              f"{list(varies.index[varies][:10])}; it must be constant per unit")
+    values = frame.groupby(unit)[cluster].first().reindex(units)
+    own = ("__own_cluster__:" + pd.Series(units).astype(str)).to_numpy()
+    keys = np.where(values.isna().to_numpy(), own, ("c:" + values.astype(str)).to_numpy())
+    codes = pd.factorize(keys)[0].astype(np.int64)
+    if codes.max() < 1:
+        raise EstimationError(f"{what}: clustering by {cluster!r} needs at least two clusters, "
+                              "found one")
+    return codes
+
+
+def draws_vcov(draws: np.ndarray, k: int) -> np.ndarray:
+    """Covariance (ddof 1) of bootstrap draws over the draws where all ``k`` columns are finite.
+
+    Its diagonal equals the squared bootstrap standard errors of :func:`boot_summary` when no draw
+    is NaN; NaN (k x k) with fewer than two complete draws.
+    """
+    if draws.ndim != 2 or draws.shape[1] != k:
+        return np.full((k, k), np.nan)
+    ok = draws[np.all(np.isfinite(draws), axis=1)]
+    if ok.shape[0] < 2:
+        return np.full((k, k), np.nan)
+    dev = ok - ok.mean(axis=0)
+    return (dev.T @ dev) / (ok.shape[0] - 1)
 
 
 def coef_table(
@@ -232,6 +276,14 @@ class DoseResponseResult:
         Per (cohort, time) cell: cohort, time, base, n_treated, n_control, att, acr.
     n_dropped, n_dropped_units
         Rows left out for missing values; treated units left out for lacking a positive dose.
+    cluster, cluster_variable, n_clusters
+        The ``cluster`` argument, the level the bootstrap resamples (``cluster`` or the unit
+        column) and its number of clusters.
+
+    Event-study interface: ``event_time``, ``estimate`` (ATT^o(e)) and ``se`` (numpy arrays, the
+    rows of ``event_study``), :meth:`vcov` (covariance of the bootstrap draws; ``parameter="acr"``
+    for ACR^o(e)) and ``reference_period`` (-1 with ``base_period="universal"``, whose cells are
+    their own base and are not estimated; None with ``"varying"``).
     """
 
     dose_curve: pd.DataFrame
@@ -252,9 +304,48 @@ class DoseResponseResult:
     n_boot: int
     seed: int | None
     alpha: float
+    cluster: str | None = None
+    cluster_variable: str | None = None
+    n_clusters: int | None = None
+    event_draws: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False,
+                                    compare=False)
+
+    @property
+    def event_time(self) -> np.ndarray:
+        """Event times of the event study."""
+        return self.event_study["event_time"].to_numpy(dtype=float)
+
+    @property
+    def estimate(self) -> np.ndarray:
+        """ATT^o(e) by event time."""
+        return self.event_study["att"].to_numpy(dtype=float)
+
+    @property
+    def se(self) -> np.ndarray:
+        """Bootstrap standard errors of ATT^o(e)."""
+        return self.event_study["att_se"].to_numpy(dtype=float)
+
+    @property
+    def reference_period(self) -> int | None:
+        """The event time not estimated because it is every cell's base (universal base)."""
+        return -1 if self.base_period == "universal" else None
+
+    def vcov(self, parameter: str = "att") -> np.ndarray:
+        """Covariance of the bootstrap draws of ATT^o(e) (or ACR^o(e)) across event times.
+
+        Computed over the draws in which every event time could be estimated; its diagonal is
+        ``se**2`` when no draw failed. NaN without bootstrap (``n_boot < 2``).
+        """
+        if parameter not in ("att", "acr"):
+            raise EstimationError(f"vcov: parameter must be 'att' or 'acr', got {parameter!r}")
+        ne = len(self.event_study)
+        d = self.event_draws
+        part = d[:, :ne] if parameter == "att" else d[:, ne:]
+        return draws_vcov(part if d.shape[1:] == (2 * ne,) else np.empty((0, 0)), ne)
 
     def tidy(self) -> pd.DataFrame:
-        """Long table: term, parameter, dose, event_time, estimate, se, lower, upper."""
+        """Long table: term, parameter, dose, event_time, estimate, se, lower, upper, cluster,
+        n_clusters."""
         parts = [self.overall.assign(parameter=self.overall["term"], dose=np.nan,
                                      event_time=np.nan)]
         for par in ("att", "acr"):
@@ -269,7 +360,8 @@ class DoseResponseResult:
                 "estimate": e[par], "se": e[f"{par}_se"], "lower": e[f"{par}_lower"],
                 "upper": e[f"{par}_upper"]}))
         cols = ["term", "parameter", "dose", "event_time", "estimate", "se", "lower", "upper"]
-        return pd.concat(parts, ignore_index=True)[cols]
+        out = pd.concat(parts, ignore_index=True)[cols]
+        return out.assign(cluster=self.cluster_variable, n_clusters=self.n_clusters)
 
     def summary(self) -> str:
         """Plain-text summary."""
@@ -279,7 +371,8 @@ class DoseResponseResult:
             f"Dose response (CGS 2024), {self.outcome} on dose {self.dose}: {spec}; control "
             f"{self.control}, base period {self.base_period}\nunits = {self.n_units}, treated = "
             f"{self.n_treated}, rows dropped = {self.n_dropped}, treated units without dose = "
-            f"{self.n_dropped_units}; unit bootstrap n = {self.n_boot}, "
+            f"{self.n_dropped_units}; bootstrap over {self.cluster_variable} "
+            f"({self.n_clusters} clusters) n = {self.n_boot}, "
             f"seed = {self.seed}\n" + format_table(self.overall) + "\n\ndose curve:\n"
             + format_table(self.dose_curve) + "\n\nevent study:\n" + format_table(self.event_study)
         )
@@ -315,6 +408,13 @@ class SwitchersResult:
     n_gap_units
         Units left out of the DID_l effects because their intensity is missing somewhere between
         their first observation and their first switch.
+    cluster, cluster_variable, n_clusters
+        As in :class:`DoseResponseResult`.
+
+    Event-study interface: ``event_time`` (the horizons, placebos negative), ``estimate``, ``se``
+    (normalised effects), :meth:`vcov` (covariance of the bootstrap draws) and
+    ``reference_period`` (0: the period before the first switch, F-1, against which every effect
+    and placebo is measured).
     """
 
     effects: pd.DataFrame
@@ -328,15 +428,46 @@ class SwitchersResult:
     n_boot: int
     seed: int | None
     alpha: float
+    cluster: str | None = None
+    cluster_variable: str | None = None
+    n_clusters: int | None = None
+    effect_draws: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False,
+                                     compare=False)
+
+    @property
+    def event_time(self) -> np.ndarray:
+        """Horizons of ``effects`` (placebos negative)."""
+        return self.effects["horizon"].to_numpy(dtype=float)
+
+    @property
+    def estimate(self) -> np.ndarray:
+        """Normalised effects (per unit of intensity) by horizon."""
+        return self.effects["estimate"].to_numpy(dtype=float)
+
+    @property
+    def se(self) -> np.ndarray:
+        """Their bootstrap standard errors."""
+        return self.effects["se"].to_numpy(dtype=float)
+
+    @property
+    def reference_period(self) -> int:
+        """Horizon 0, the period F-1 before the first switch."""
+        return 0
+
+    def vcov(self) -> np.ndarray:
+        """Covariance of the bootstrap draws of the normalised effects across horizons."""
+        return draws_vcov(self.effect_draws, len(self.effects))
 
     def tidy(self) -> pd.DataFrame:
-        """term, horizon, estimate, se, lower, upper (normalised effects, placebos, DID_M)."""
+        """term, horizon, estimate, se, lower, upper, cluster, n_clusters (normalised effects,
+        placebos, DID_M)."""
         e = self.effects
         terms = [f"placebo_{-h}" if h < 0 else f"effect_{h}" for h in e["horizon"]]
         out = pd.DataFrame({"term": terms, "horizon": e["horizon"]}).join(
             e[["estimate", "se", "lower", "upper"]])
         m = self.did_m.assign(term="DID_M", horizon=np.nan)
-        return pd.concat([out, m[out.columns]], ignore_index=True)
+        out = pd.concat([out, m[out.columns]], ignore_index=True)
+        return out.assign(cluster=self.cluster_variable, n_clusters=self.n_clusters)
 
     def summary(self) -> str:
         """Plain-text summary."""
@@ -344,7 +475,8 @@ class SwitchersResult:
             f"Switchers (de Chaisemartin-D'Haultfoeuille), {self.outcome} on intensity {self.dose}\n"
             f"units = {self.n_units}, switchers = {self.n_switchers}, rows dropped = "
             f"{self.n_dropped}, units with gaps before the first switch = {self.n_gap_units}; "
-            f"unit bootstrap n = {self.n_boot}, seed = {self.seed}\n"
+            f"bootstrap over {self.cluster_variable} ({self.n_clusters} clusters) n = "
+            f"{self.n_boot}, seed = {self.seed}\n"
             "normalised effects per unit of intensity:\n" + format_table(self.effects)
             + "\nDID_M:\n" + format_table(self.did_m)
         )

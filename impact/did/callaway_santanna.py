@@ -5,9 +5,12 @@ NaN or inf = never treated) and period ``t`` from a balanced panel, by a 2x2 DiD
 robust, IPW or outcome regression, see :mod:`impact.did._cs_estimators`). Inference uses the
 influence functions: analytic standard errors (``n_boot=0``) or the multiplier bootstrap with
 Rademacher weights and sup-t uniform bands (``n_boot>0``), optionally clustered on a unit-level
-variable (e.g. ``plan_id`` or ``municipality_id`` for department-level panels).
+variable (e.g. ``plan_id`` or ``municipality_id`` for department-level panels; a unit with a
+missing value is its own cluster).
 :meth:`AttGtResult.aggregate` forms the simple, event-study (dynamic), cohort (group) and calendar
-summaries; :attr:`AttGtResult.pretest` is the Wald pre-test of parallel trends.
+summaries (the dynamic one with the event-study interface ``event_time``, ``estimate``, ``se``,
+``vcov()``, ``reference_period``); :attr:`AttGtResult.pretest` is the Wald pre-test of parallel
+trends.
 
 Checked against published R ``did`` 2.x output on ``mpdta`` (see ``tests/reference/``).
 """
@@ -124,7 +127,13 @@ def att_gt(
     n_boot
         Multiplier-bootstrap draws; 0 gives analytic (influence-function) standard errors.
     cluster
-        Unit-level column to cluster on (constant within unit); units are always clusters.
+        Unit-level column to cluster on (constant within unit), e.g. ``"plan_id"``: the level at
+        which the tools are assigned. A missing value (a department without a plan) makes that
+        unit its own cluster, for the analytic standard errors and for the bootstrap (one
+        multiplier per cluster). ``None``: each unit is its own cluster. The clustering is
+        recorded in ``settings["cluster_variable"]`` (the column, or ``unit`` when None) and
+        ``settings["n_clusters"]``, and in the ``cluster`` and ``n_clusters`` columns of
+        :meth:`AttGtResult.tidy` and :meth:`AggregateResult.tidy`.
     alpha
         1 - confidence level.
     seed
@@ -225,6 +234,8 @@ def att_gt(
             "base_period": base_period,
             "n_boot": int(n_boot),
             "cluster": cluster,
+            "cluster_variable": cluster if cluster is not None else unit,
+            "n_clusters": n if panel.cluster is None else int(panel.cluster.max()) + 1,
             "alpha": float(alpha),
             "cband": use_band,
             "weights": weights,

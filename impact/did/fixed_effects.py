@@ -19,6 +19,15 @@ covariates, N unit and T-1 time dummies). linearmodels counts both sets of effec
 model has two effects, also when the unit effects are nested in the clusters. Inference uses the t
 distribution with n-K degrees of freedom, as linearmodels does.
 
+Timing of the treatment
+-----------------------
+``treatment`` may be any column, e.g. a lagged exposure. In the department panel the intensity of
+year t counts the lettings of calendar year t while the outcomes are stocks at 1 January of t, so
+the lettings of year t can first move the stock of t+1: pass an exposure that precedes the outcome
+(the intensity of t-1, or the cumulative share let through the channel since adoption up to t-1),
+not same-year intensity. A lag shifted within each unit leaves the first year of every unit
+missing; those rows are left out and counted like any other missing value.
+
 Missing values
 --------------
 Rows with a missing outcome, treatment, covariate, weight, unit, time or cohort are left out; their
@@ -96,8 +105,14 @@ class TWFEResult:
         return float(self.coefficients["se"].iloc[0])
 
     def tidy(self) -> pd.DataFrame:
-        """Coefficient table (a copy)."""
-        return self.coefficients.copy()
+        """Coefficient table (a copy) with the ``cluster`` column (None: robust) and
+        ``n_clusters``."""
+        return _with_clusters(self.coefficients, self.cluster, self.n_clusters)
+
+    def vcov(self) -> np.ndarray:
+        """Covariance of the coefficients (rows of ``coefficients``), as fitted."""
+        terms = list(self.coefficients["term"])
+        return self.fit.cov.loc[terms, terms].to_numpy(dtype=float)
 
     def summary(self) -> str:
         """Plain-text summary."""
@@ -134,6 +149,10 @@ class TWFEResult:
 class EventStudyResult:
     """Result of :func:`event_study`.
 
+    Event-study interface (shared with ``att_gt(...).aggregate("dynamic")`` and
+    :func:`impact.did.dose_response`): ``event_time``, ``estimate``, ``se`` (numpy arrays, the
+    reference period excluded), :meth:`vcov` and ``reference_period``.
+
     Attributes
     ----------
     coefficients
@@ -163,9 +182,41 @@ class EventStudyResult:
     alpha: float
     fit: Any = field(repr=False, compare=False)
 
+    @property
+    def _estimated(self) -> pd.DataFrame:
+        return self.coefficients[~self.coefficients["reference"].to_numpy(dtype=bool)]
+
+    @property
+    def event_time(self) -> np.ndarray:
+        """Event times of the estimated coefficients (the reference period excluded)."""
+        return self._estimated["event_time"].to_numpy(dtype=float)
+
+    @property
+    def estimate(self) -> np.ndarray:
+        """Event-time coefficients in ``event_time`` order."""
+        return self._estimated["estimate"].to_numpy(dtype=float)
+
+    @property
+    def se(self) -> np.ndarray:
+        """Their standard errors (cluster-robust when clustering)."""
+        return self._estimated["se"].to_numpy(dtype=float)
+
+    @property
+    def reference_period(self) -> int:
+        """The omitted event time (normalised to zero), as ``reference``."""
+        return self.reference
+
+    def vcov(self) -> np.ndarray:
+        """Joint covariance of :attr:`estimate` (in ``event_time`` order), as fitted (CR1 when
+        clustering, HC1 otherwise); ``sqrt(diag)`` is :attr:`se`."""
+        terms = list(self._estimated["term"])
+        v = self.fit.cov.loc[terms, terms].to_numpy(dtype=float)
+        return (v + v.T) / 2
+
     def tidy(self) -> pd.DataFrame:
-        """Event-time coefficient table (a copy), reference period included."""
-        return self.coefficients.copy()
+        """Event-time coefficient table (a copy), reference period included, with the
+        ``cluster`` column (None: robust) and ``n_clusters``."""
+        return _with_clusters(self.coefficients, self.cluster, self.n_clusters)
 
     def summary(self) -> str:
         """Plain-text summary."""
@@ -208,6 +259,14 @@ class EventStudyResult:
         ax.legend(frameon=False)
         fig.tight_layout()
         return fig
+
+
+def _with_clusters(table: pd.DataFrame, cluster: str | None, n_clusters: int | None
+                   ) -> pd.DataFrame:
+    out = table.copy()
+    out["cluster"] = cluster
+    out["n_clusters"] = pd.array([n_clusters] * len(out), dtype="Int64")
+    return out
 
 
 def _as_tuple(x: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -286,7 +345,9 @@ def twfe(
         Outcome column, e.g. ``"in_share_employed"``.
     treatment
         Treatment column(s): a 0/1 adoption indicator (``in_force_flexible_letting``) or an
-        intensity (``intensity_flexible_letting``, share of lettings through the channel).
+        intensity (``intensity_flexible_letting``, share of lettings through the channel). Any
+        column works, lagged ones included; an intensity should precede the outcome (the
+        lettings of year t reach the 1-January stock of t+1; see the module docstring).
     unit, time
         Unit and time columns; their effects are absorbed.
     cluster
@@ -379,7 +440,8 @@ def event_study(
     treatment_intensity
         Optional column s_it multiplying each event dummy (e.g. the agreed or realised share of
         lettings through the tool), so that the b_e are effects per unit of intensity. ``None``:
-        s_it = 1 (binary adoption).
+        s_it = 1 (binary adoption). A realised intensity should precede the outcome (see the
+        module docstring on timing).
 
     Returns
     -------

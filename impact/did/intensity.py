@@ -45,8 +45,18 @@ Unbalanced panels
     a missing outcome, covariate, cohort, unit or time are left out and counted (``n_dropped``).
 
 Inference
-    Unit-cluster bootstrap (``n_boot`` resamples of units with replacement, drawn from ``seed``),
-    re-estimating everything (knots, grid and bins stay fixed). Intervals are estimate +- z * se.
+    Cluster bootstrap (``n_boot`` resamples with replacement, drawn from ``seed``) of units, or
+    with ``cluster`` of blocks of units (e.g. all departments of a plan; a unit with a missing
+    cluster value is a block of its own), re-estimating everything (knots, grid and bins stay
+    fixed). Intervals are estimate +- z * se. The joint covariance of the event-study estimates
+    is that of the bootstrap draws (``.vcov()``).
+
+Timing of the exposure
+    The estimators take whatever intensity column they are given. In the department panel the
+    intensity of year t counts the lettings of calendar year t, while the outcomes are stocks at
+    1 January of t, so the lettings of t can first move the stock of t+1: pass an exposure that
+    precedes the outcome (e.g. the intensity of t-1, or the share let through the channel since
+    adoption up to t-1), not same-year intensity.
 """
 
 from __future__ import annotations
@@ -67,6 +77,7 @@ from impact.did._results import (
     boot_summary,
     drop_missing,
     require_columns,
+    unit_cluster_codes,
 )
 from impact.errors import EstimationError
 
@@ -346,12 +357,25 @@ def _switchers_estimate(des: dict[str, Any], wt: np.ndarray) -> np.ndarray:
     return np.asarray(out, float)
 
 
-def _boot(fn: Any, des: dict[str, Any], n_units: int, n_boot: int, seed: Any) -> np.ndarray:
-    """Unit bootstrap via multinomial resampling counts (identical to resampling units)."""
+def _boot(fn: Any, des: dict[str, Any], codes: np.ndarray, n_boot: int, seed: Any) -> np.ndarray:
+    """Cluster (block) bootstrap via multinomial resampling counts.
+
+    ``codes`` gives each unit's cluster ``0 .. G-1``; G clusters are drawn with replacement and
+    every unit weighs as often as its cluster was drawn (identical to stacking the drawn blocks
+    with their units relabelled). ``codes = 0 .. n-1`` is the unit bootstrap.
+    """
     rng = np.random.default_rng(seed)
-    draws = [fn(des, rng.multinomial(n_units, np.full(n_units, 1.0 / n_units)).astype(float))
+    n_cl = int(codes.max()) + 1
+    draws = [fn(des, rng.multinomial(n_cl, np.full(n_cl, 1.0 / n_cl)).astype(float)[codes])
              for _ in range(n_boot)]
     return np.vstack(draws) if draws else np.empty((0, 0))
+
+
+def _clusters(data: pd.DataFrame, cluster: str | None, unit: str, units: np.ndarray
+              ) -> np.ndarray:
+    if cluster is None or cluster == unit:
+        return np.arange(len(units))
+    return unit_cluster_codes(data, cluster, unit, units, what="dose_response")
 
 
 def _ci_frame(est: np.ndarray, draws: np.ndarray, alpha: float, sl: slice, prefix: str
@@ -385,6 +409,7 @@ def dose_response(
     n_boot: int = 199,
     seed: int | None = None,
     alpha: float = 0.05,
+    cluster: str | None = None,
 ) -> DoseResponseResult | SwitchersResult:
     """Effects of a continuous intensity of use (see the module docstring for the methods).
 
@@ -418,9 +443,14 @@ def dose_response(
     covariates
         Adjustment covariates (see module docstring).
     n_boot, seed
-        Unit bootstrap replications (0: no standard errors) and their seed.
+        Bootstrap replications (0: no standard errors) and their seed.
     alpha
         1 - level of the intervals.
+    cluster
+        Unit-level column whose values are the blocks of the bootstrap (e.g. ``"plan_id"``, the
+        level at which tools are assigned); a missing value makes the unit its own block.
+        ``None`` (or the unit column): the units are resampled. Recorded in the result
+        (``cluster``, ``cluster_variable``, ``n_clusters``) and its ``tidy()``.
 
     Returns
     -------
@@ -432,7 +462,8 @@ def dose_response(
     covs = [covariates] if isinstance(covariates, str) else list(covariates or [])
     frame = as_frame(panel)
     needed = [outcome, *covs, unit, time] + ([cohort] if design == "staggered" and cohort else [])
-    require_columns(frame, [*needed, dose], what="dose_response")
+    require_columns(frame, [*needed, dose] + ([cluster] if cluster else []),
+                    what="dose_response")
     data, n_dropped = drop_missing(frame, needed, what="dose_response")
     if design == "switchers":
         if effects < 1 or placebo < 0:
@@ -441,8 +472,9 @@ def dose_response(
                                  effects=effects, placebo=placebo, baseline_bins=baseline_bins,
                                  tol=tolerance)
         n = len(des["units"])
+        codes = _clusters(data, cluster, unit, des["units"])
         est = _switchers_estimate(des, np.ones(n))
-        draws = _boot(_switchers_estimate, des, n, n_boot, seed)
+        draws = _boot(_switchers_estimate, des, codes, n_boot, seed)
         se, lo, hi = boot_summary(est, draws if draws.size else np.empty((0, len(est))),
                                   alpha=alpha)
         hs = [*range(1, effects + 1), *(-p for p in range(1, placebo + 1))]
@@ -451,7 +483,9 @@ def dose_response(
                             "upper": hi[i], "did": est[i + 1], "did_se": se[i + 1],
                             "dose_change": est[i + 2], "n_switchers": est[i + 3].astype(int),
                             "n_unmatched": est[i + 4].astype(int)})
-        eff = eff.sort_values("horizon", ignore_index=True)
+        order = np.argsort(hs, kind="stable")
+        eff = eff.iloc[order].reset_index(drop=True)
+        eff_draws = draws[:, i[order]] if draws.size else np.empty((0, len(hs)))
         k = 5 * len(hs)
         if not eff["n_switchers"].any() and not est[k + 1]:
             raise EstimationError("dose_response: no switcher has a matching stable unit")
@@ -461,7 +495,9 @@ def dose_response(
         return SwitchersResult(effects=eff, did_m=didm, outcome=outcome, dose=dose, n_units=n,
                                n_switchers=int((des["F"] < des["Y"].shape[1]).sum()),
                                n_dropped=n_dropped, n_gap_units=int(des["gap"].sum()),
-                               n_boot=n_boot, seed=seed, alpha=alpha)
+                               n_boot=n_boot, seed=seed, alpha=alpha, cluster=cluster,
+                               cluster_variable=cluster or unit,
+                               n_clusters=int(codes.max()) + 1, effect_draws=eff_draws)
 
     if cohort is None:
         raise EstimationError("dose_response: design='staggered' needs the cohort column")
@@ -474,8 +510,9 @@ def dose_response(
                            bins=bins, grid=grid, control=control, base_period=base_period)
     des["events"] = sorted({c["e"] for c in des["cells"]})
     n = len(des["units"])
+    codes = _clusters(data, cluster, unit, des["units"])
     est = _staggered_estimate(des, np.ones(n))
-    draws = _boot(_staggered_estimate, des, n, n_boot, seed)
+    draws = _boot(_staggered_estimate, des, codes, n_boot, seed)
     m, ne, nc = len(des["grid"]), len(des["events"]), len(des["cells"])
     curve = pd.DataFrame({"dose": des["grid"]})
     if method == "binned":
@@ -488,6 +525,8 @@ def dose_response(
                             "lower": ov["x_lower"], "upper": ov["x_upper"]})
     s = 2 * m + 2
     es = pd.DataFrame({"event_time": des["events"]})
+    ev_cols = np.r_[s + 2 * np.arange(ne), s + 2 * np.arange(ne) + 1]
+    ev_draws = draws[:, ev_cols] if draws.size else np.empty((0, 2 * ne))
     for prefix, off in (("att", 0), ("acr", 1)):
         idx = s + 2 * np.arange(ne) + off
         se, lo, hi = boot_summary(est[idx], draws[:, idx] if draws.size else
@@ -508,5 +547,5 @@ def dose_response(
         dose=dose, method=method, control=control, base_period=base_period, degree=degree,
         knots=tuple(float(k) for k in des["knots"]), n_units=info["n_units"],
         n_treated=info["n_treated"], n_dropped=n_dropped, n_dropped_units=info["n_bad"],
-        n_boot=n_boot,
-        seed=seed, alpha=alpha)
+        n_boot=n_boot, seed=seed, alpha=alpha, cluster=cluster, cluster_variable=cluster or unit,
+        n_clusters=int(codes.max()) + 1, event_draws=ev_draws)
