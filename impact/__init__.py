@@ -10,13 +10,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from impact.errors import ConfigError, DataSpecError, EstimationError, ImpactError, Violation
+from impact.errors import (
+    ConfigError,
+    DataSpecError,
+    DisclosureError,
+    EstimationError,
+    ImpactError,
+    Violation,
+)
 from impact.registers import Registers
 
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "DataSpecError",
+    "DisclosureError",
     "EstimationError",
     "ImpactError",
     "Registers",

@@ -163,7 +163,8 @@ class DisclosureConfig:
 
     min_n: int = _opt(5, f"fewest persons behind a released cell (never below {MIN_N_FLOOR})",
                       low=MIN_N_FLOOR)
-    dominance_n: int = _opt(2, "number of largest contributions in the dominance rule", low=1)
+    dominance_n: int = _opt(2, "number of largest contributions in the dominance rule", low=1,
+                            high=2)
     dominance_k: float = _opt(0.85, "largest share of a magnitude the n largest may hold", low=0,
                               high=1, low_open=True)
     min_departments: int = _opt(3, "fewest departments on each side of a model comparison", low=3)

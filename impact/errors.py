@@ -70,3 +70,10 @@ class ConfigError(ImpactError, ValueError):
     def __init__(self, message: str, *, key: str = "") -> None:
         self.key = key
         super().__init__(message)
+
+
+class DisclosureError(ImpactError):
+    """An output cannot be released safely (e.g. no suppression pattern protects a small cell).
+
+    The message says which rule fails and, for tables, which categories to merge.
+    """
