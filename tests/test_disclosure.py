@@ -213,7 +213,8 @@ def test_dominated_income_cell_is_suppressed():
 
 
 def test_share_needs_numerator_and_complement():
-    ev = pd.DataFrame({"n_persons": [20, 20, 20, 3, 0], "numerator": [2, 18, 10, 1, 0]})
+    ev = d.evidence_frame([d.CellEvidence(n_persons=n, numerator=k)
+                           for n, k in [(20, 2), (20, 18), (20, 10), (3, 1), (0, 0)]])
     prim = d.primary_suppression(ev, "share", RULES)
     assert prim["share"].tolist() == [True, True, False, True, False]
     assert prim["threshold"].tolist() == [False, False, False, True, False]

@@ -152,3 +152,34 @@ def test_manifest(tmp_path):
                            repo=repo)
     assert path.read_bytes() == before
     assert release.git_state(tmp_path) == {"commit": None, "dirty": None, "root": str(tmp_path)}
+
+
+def test_cell_table_from_micro_records_evidence_and_suppresses(tmp_path):
+    rows = []
+    for g, n in (("a", 12), ("b", 3), ("c", 10)):
+        for k in range(n):
+            income = 100.0 + k
+            if g == "c" and k == 0:
+                income = 10_000.0  # one person holds 10000 / (10000 + 9 * 100 + 45) = 91%
+            rows.append({"person_id": f"{g}{k}", "department_id": k % 3, "group": g,
+                         "employed": int(k % 2 == 0), "income": income})
+    micro = pd.DataFrame(rows)
+    mean = release.CellTable.from_micro("mean_income", micro, ["group"], statistic="mean",
+                                        value="income")
+    assert mean.frame.columns.tolist() == ["group", "mean_income", "n_persons"]
+    assert mean.frame["mean_income"].iloc[0] == pytest.approx(100 + 5.5)
+    share = release.CellTable.from_micro("share_employed", micro, ["group"], statistic="share",
+                                         value="employed")
+    assert share.evidence["numerator"].tolist() == [6, 2, 5]
+    res = release.write_released([mean, share], tmp_path / "r", CFG)
+    got, _ = read_csv(tmp_path / "r" / "tables" / "mean_income.csv")
+    # b: 3 persons (threshold); c: dominated (nk-rule); a released
+    assert got["mean_income"].isna().tolist() == [False, True, True]
+    got, _ = read_csv(tmp_path / "r" / "tables" / "share_employed.csv")
+    assert got["share_employed"].isna().tolist() == [False, True, False]
+    assert got["share_employed"].iloc[0] == pytest.approx(0.5)
+    assert res.status == {"mean_income": "review", "share_employed": "review"}
+    log = pd.read_csv(tmp_path / "r" / "disclosure_log.csv")
+    assert set(zip(log["output"], log["rule"], strict=True)) == {
+        ("mean_income", "threshold"), ("mean_income", "nk-rule"), ("share_employed", "threshold"),
+        ("share_employed", "share")}

@@ -55,6 +55,7 @@ __all__ = [
     "cell_evidence",
     "check_columns",
     "check_model_rows",
+    "evidence_frame",
     "margin_equations",
     "primary_suppression",
     "protect_table",
@@ -62,9 +63,6 @@ __all__ = [
 
 #: Columns of an evidence table (besides the cell's key columns).
 EVIDENCE_COLUMNS = ("n_persons", "n_departments", "total", "largest_1", "largest_2", "numerator")
-
-SUPPRESSED = "suppressed"  # how a suppressed cell is marked in the released CSV (ACRO: NaN)
-
 
 @dataclass(frozen=True)
 class CellEvidence:
@@ -90,6 +88,12 @@ class CellEvidence:
     largest_1: float = 0.0
     largest_2: float = 0.0
     numerator: int | None = None
+
+
+def evidence_frame(cells: Sequence[CellEvidence]) -> pd.DataFrame:
+    """Evidence records as an evidence table (:data:`EVIDENCE_COLUMNS`, None as NaN)."""
+    return pd.DataFrame([{c: getattr(e, c) for c in EVIDENCE_COLUMNS} for e in cells],
+                        columns=list(EVIDENCE_COLUMNS), dtype=float)
 
 
 def cell_evidence(micro: pd.DataFrame, by: Sequence[str], *, value: str | None = None,

@@ -73,6 +73,55 @@ class CellTable:
     title: str = ""
     notes: TableNotes | Sequence[str] = ()
 
+    @classmethod
+    def from_micro(cls, name: str, micro: pd.DataFrame, by: Sequence[str], *, statistic: str,
+                   value: str | None = None, person: str = "person_id",
+                   department: str | None = "department_id", title: str = "",
+                   notes: TableNotes | Sequence[str] = ()) -> CellTable:
+        """Build a table and its evidence in one pass over the microdata.
+
+        Parameters
+        ----------
+        name, title, notes
+            As the attributes.
+        micro
+            One row per contribution (person or person-year).
+        by
+            Key columns of the cells.
+        statistic
+            ``"count"`` (persons), ``"sum"`` or ``"mean"`` of ``value`` (magnitudes), or ``"share"``
+            (mean of the 0/1 column ``value``). The released column is ``n_persons``,
+            ``sum_<value>``, ``mean_<value>`` or ``share_<value>``; ``n_persons`` is always added.
+        person, department
+            Identifier columns (used for the evidence, never released).
+        """
+        if statistic not in ("count", "sum", "mean", "share"):
+            raise DisclosureError(f"{name}: statistic must be count, sum, mean or share, "
+                                  f"got {statistic!r}")
+        if statistic != "count" and value is None:
+            raise DisclosureError(f"{name}: statistic {statistic!r} needs a value column")
+        by = list(by)
+        ev = disclosure.cell_evidence(
+            micro, by, value=value if statistic in ("sum", "mean") else None,
+            indicator=value if statistic == "share" else None, person=person,
+            department=department)
+        frame = ev[by].copy()
+        if statistic == "count":
+            cols: tuple[str, ...] = ("n_persons",)
+            kind = "count"
+        else:
+            col = f"{statistic}_{value}"
+            if statistic == "sum":
+                frame[col] = ev["total"].to_numpy()
+            else:
+                stat = micro.groupby(by, sort=True, observed=True, dropna=False)[value].mean()
+                frame[col] = stat.to_numpy()
+            cols = (col,)
+            kind = "share" if statistic == "share" else "magnitude"
+        frame["n_persons"] = ev["n_persons"].to_numpy()
+        return cls(name=name, frame=frame, evidence=ev, kind=kind, value_columns=cols,
+                   title=title, notes=notes)
+
 
 @dataclass(frozen=True)
 class MarginTable:
