@@ -492,9 +492,7 @@ def _best_rectangle(c: int, shape: tuple[int, int], flat: np.ndarray, suppressed
     """
     n_r, n_c = shape
     r, k = divmod(c, n_c)
-    current = check(suppressed, [c]).cells["width"].iloc[0]
-    best, best_key = None, None
-    widen, widen_key = None, None
+    candidates = []
     for r2 in range(n_r):
         for k2 in range(n_c):
             if r2 == r or k2 == k:
@@ -503,18 +501,21 @@ def _best_rectangle(c: int, shape: tuple[int, int], flat: np.ndarray, suppressed
             if any(fixed[x] for x in corners):
                 continue
             new = tuple(x for x in corners if not suppressed[x])
-            if not new:
-                continue
-            mask = suppressed.copy()
-            mask[list(new)] = True
-            row = check(mask, [c]).cells.iloc[0]
-            cost = (float(flat[list(new)].sum()), len(new), r2, k2)
-            if row["safe"] and (best_key is None or cost < best_key):
-                best, best_key = new, cost
-            gain = row["width"] - current
-            if gain > 1e-9 and (widen_key is None or (-gain, *cost) < widen_key):
-                widen, widen_key = new, (-gain, *cost)
-    return best if best is not None else widen
+            if new:
+                candidates.append(((float(flat[list(new)].sum()), len(new), r2, k2), new))
+    candidates.sort()
+    widths = []
+    for _, new in candidates:  # cheapest first: the first safe one is the answer
+        mask = suppressed.copy()
+        mask[list(new)] = True
+        row = check(mask, [c]).cells.iloc[0]
+        if row["safe"]:
+            return new
+        widths.append(row["width"])
+    current = check(suppressed, [c]).cells["width"].iloc[0]
+    gains = [(-(w - current), cost, new) for w, (cost, new) in zip(widths, candidates, strict=True)
+             if w - current > 1e-9]
+    return min(gains)[2] if gains else None
 
 
 def _merge_advice(ext: pd.DataFrame, r: int, k: int, total_label: str) -> str:
