@@ -10,12 +10,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from impact.errors import DataSpecError, EstimationError, ImpactError, Violation
+from impact.errors import (
+    ConfigError,
+    DataSpecError,
+    DisclosureError,
+    EstimationError,
+    ImpactError,
+    Violation,
+)
 from impact.registers import Registers
 
 __version__ = "0.1.0"
 __all__ = [
+    "ConfigError",
     "DataSpecError",
+    "DisclosureError",
     "EstimationError",
     "ImpactError",
     "Registers",
@@ -24,7 +33,7 @@ __all__ = [
 ]
 
 _SUBMODULES = {"spec", "io", "simulate", "panel", "describe", "did", "bayes", "estimates",
-               "pipeline", "provenance", "cli"}
+               "pipeline", "provenance", "cli", "config", "report"}
 
 
 def __getattr__(name: str) -> Any:

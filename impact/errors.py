@@ -58,3 +58,22 @@ class DataSpecError(ImpactError, ValueError):
 
 class EstimationError(ImpactError, ValueError):
     """An estimator cannot run on the data it was given (e.g. no never-treated units)."""
+
+
+class ConfigError(ImpactError, ValueError):
+    """A study configuration is invalid: unknown table or key, wrong type or a value not allowed.
+
+    The message names the key as ``[table].key`` and says what is allowed; :attr:`key` holds the
+    dotted key (``"run.scale"``), or the table name when a whole table is wrong.
+    """
+
+    def __init__(self, message: str, *, key: str = "") -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class DisclosureError(ImpactError):
+    """An output cannot be released safely (e.g. no suppression pattern protects a small cell).
+
+    The message says which rule fails and, for tables, which categories to merge.
+    """

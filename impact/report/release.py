@@ -1,0 +1,418 @@
+"""What may leave the research server: the ``release/`` writer and the run manifest.
+
+:func:`write_released` takes the tables a run wants to publish, each with the evidence recorded when
+it was built, runs every disclosure check of :mod:`impact.report.disclosure`, and writes into
+``release/`` only tables that pass (suppressed cells blanked), the figures drawn from those checked
+tables, ``disclosure_log.csv`` and ``disclosure_report.json`` (ACRO layout). A table that cannot be
+made safe is withheld and logged (status ``fail``), never written.
+
+:func:`write_manifest` records what produced a folder: the hashes of its files and of the inputs, the
+configuration and its hash, the seed, package versions, the git commit with a dirty flag, and the
+hash of ``data_spec/``. It holds no timestamp, so equal runs give equal manifests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from impact.config import StudyConfig, config_hash, to_dict
+from impact.errors import DisclosureError, ImpactError
+from impact.report import disclosure
+from impact.report.tables import FORMATS, TableNotes, export_table
+
+__all__ = [
+    "CellTable",
+    "MarginTable",
+    "ModelTable",
+    "ReleaseFigure",
+    "ReleaseResult",
+    "data_spec_sha256",
+    "git_state",
+    "manifest",
+    "prepare_folder",
+    "write_manifest",
+    "write_released",
+]
+
+
+@dataclass(frozen=True)
+class CellTable:
+    """A tidy table whose rows are cells (no additive margins released with it).
+
+    Attributes
+    ----------
+    name
+        File stem under ``release/tables/``.
+    frame
+        The rows to release.
+    evidence
+        :data:`~impact.report.disclosure.EVIDENCE_COLUMNS` per row, aligned with ``frame``.
+    kind
+        ``"count"``, ``"magnitude"`` (sums, means) or ``"share"``.
+    value_columns
+        Columns blanked in a suppressed row (the count columns of ``frame`` are always blanked too).
+    title, notes
+        Caption and notes of the exported table.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    evidence: pd.DataFrame
+    kind: str
+    value_columns: tuple[str, ...]
+    title: str = ""
+    notes: TableNotes | Sequence[str] = ()
+
+    @classmethod
+    def from_micro(cls, name: str, micro: pd.DataFrame, by: Sequence[str], *, statistic: str,
+                   value: str | None = None, person: str = "person_id",
+                   department: str | None = "department_id", title: str = "",
+                   notes: TableNotes | Sequence[str] = ()) -> CellTable:
+        """Build a table and its evidence in one pass over the microdata.
+
+        Parameters
+        ----------
+        name, title, notes
+            As the attributes.
+        micro
+            One row per contribution (person or person-year).
+        by
+            Key columns of the cells.
+        statistic
+            ``"count"`` (persons), ``"sum"`` or ``"mean"`` of ``value`` (magnitudes), or ``"share"``
+            (mean of the 0/1 column ``value``). The released column is ``n_persons``,
+            ``sum_<value>``, ``mean_<value>`` or ``share_<value>``; ``n_persons`` is always added.
+        person, department
+            Identifier columns (used for the evidence, never released).
+        """
+        if statistic not in ("count", "sum", "mean", "share"):
+            raise DisclosureError(f"{name}: statistic must be count, sum, mean or share, "
+                                  f"got {statistic!r}")
+        if statistic != "count" and value is None:
+            raise DisclosureError(f"{name}: statistic {statistic!r} needs a value column")
+        by = list(by)
+        ev = disclosure.cell_evidence(
+            micro, by, value=value if statistic in ("sum", "mean") else None,
+            indicator=value if statistic == "share" else None, person=person,
+            department=department)
+        frame = ev[by].copy()
+        if statistic == "count":
+            cols: tuple[str, ...] = ("n_persons",)
+            kind = "count"
+        else:
+            col = f"{statistic}_{value}"
+            if statistic == "sum":
+                frame[col] = ev["total"].to_numpy()
+            else:
+                stat = micro.groupby(by, sort=True, observed=True, dropna=False)[value].mean()
+                frame[col] = stat.to_numpy()
+            cols = (col,)
+            kind = "share" if statistic == "share" else "magnitude"
+        frame["n_persons"] = ev["n_persons"].to_numpy()
+        return cls(name=name, frame=frame, evidence=ev, kind=kind, value_columns=cols,
+                   title=title, notes=notes)
+
+
+@dataclass(frozen=True)
+class MarginTable:
+    """A two-way table of counts or sums released with its row and column totals.
+
+    ``values`` holds the interior cells, ``evidence`` the frames of
+    :func:`~impact.report.disclosure.table_evidence` (margins included). ``fixed_margins``: the
+    totals are released elsewhere and may not be suppressed here.
+    """
+
+    name: str
+    values: pd.DataFrame
+    evidence: dict[str, pd.DataFrame]
+    kind: str
+    title: str = ""
+    notes: TableNotes | Sequence[str] = ()
+    fixed_margins: bool = False
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    """Tidy model output (one row per term or event time) with its support columns.
+
+    Rows that break a model rule have ``value_columns`` blanked; the support columns named in
+    ``residual_df``, ``departments`` and ``persons`` must be present (see
+    :func:`~impact.report.disclosure.check_model_rows`) and are dropped from the released file
+    unless ``keep_support``.
+    """
+
+    name: str
+    frame: pd.DataFrame
+    value_columns: tuple[str, ...] = ("estimate", "se", "lower", "upper")
+    residual_df: str | None = "df_resid"
+    departments: tuple[str, ...] = ("n_departments_treated", "n_departments_control")
+    persons: tuple[str, ...] = ("n_persons_treated", "n_persons_control")
+    keep_support: bool = False
+    title: str = ""
+    notes: TableNotes | Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ReleaseFigure:
+    """A figure drawn only from a checked table: ``draw(released_frame)`` returns a matplotlib
+    figure, saved as ``release/figures/<name>.png``."""
+
+    name: str
+    table: str
+    draw: Callable[[pd.DataFrame], Any]
+
+
+ReleaseTable = CellTable | MarginTable | ModelTable
+
+
+@dataclass
+class ReleaseResult:
+    """What :func:`write_released` did: ``status`` per output (pass / review / fail), the released
+    frames (suppressed cells NaN), the written files and the log."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    released: dict[str, pd.DataFrame] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    log: disclosure.DisclosureLog | None = None
+
+    @property
+    def withheld(self) -> list[str]:
+        """Outputs not released."""
+        return [k for k, v in self.status.items() if v == "fail"]
+
+
+def prepare_folder(folder: str | Path, *, replace: bool = False) -> Path:
+    """An empty output folder: created, or emptied when ``replace``; a folder holding files of an
+    earlier run is refused otherwise (nothing stale may be hashed or released)."""
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        if not replace:
+            raise ImpactError(f"{folder} holds files of an earlier run; choose an empty folder or "
+                              "replace it")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_released(tables: Sequence[ReleaseTable], out_dir: str | Path, config: StudyConfig, *,
+                   figures: Sequence[ReleaseFigure] = (), formats: Sequence[str] = FORMATS,
+                   replace: bool = False) -> ReleaseResult:
+    """Check every table and write only what may leave the server.
+
+    Parameters
+    ----------
+    tables
+        :class:`CellTable`, :class:`MarginTable` or :class:`ModelTable` objects.
+    out_dir
+        The ``release/`` folder: must be empty or absent (or ``replace``, which empties it).
+    config
+        The study configuration (its ``[disclosure]`` thresholds are used).
+    figures
+        Figures drawn from released tables (a figure of a withheld table is withheld too).
+    formats
+        Table formats (see :func:`impact.report.tables.export_table`).
+    replace
+        Empty ``out_dir`` first instead of refusing.
+
+    Returns
+    -------
+    ReleaseResult
+    """
+    rules = config.disclosure
+    out = prepare_folder(out_dir, replace=replace)
+    log = disclosure.DisclosureLog(rules)
+    result = ReleaseResult(log=log)
+    names = [t.name for t in tables] + [f.name for f in figures]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ImpactError(f"write_released: output name(s) used twice: {', '.join(dupes)}")
+    for table in tables:
+        try:
+            frame, status, kind = _check(table, rules)
+        except DisclosureError as err:
+            result.status[table.name] = log.add(table.name, kind="table", status=None,
+                                                refused=str(err))
+            continue
+        reasons = disclosure.check_columns(frame)
+        if reasons:
+            result.status[table.name] = log.add(table.name, kind=kind, status=None,
+                                                refused="; ".join(reasons))
+            continue
+        paths = export_table(frame, out / "tables" / table.name, title=table.title or table.name,
+                             notes=table.notes, formats=formats)
+        result.files += list(paths.values())
+        result.released[table.name] = frame
+        result.status[table.name] = log.add(
+            table.name, kind=kind, status=status,
+            files=[str(p.relative_to(out)) for p in paths.values()])
+    for fig in figures:
+        if fig.table not in result.released:
+            result.status[fig.name] = log.add(fig.name, kind="figure", status=None,
+                                              refused=f"its table {fig.table!r} is not released")
+            continue
+        path = out / "figures" / f"{fig.name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure = fig.draw(result.released[fig.table].copy())
+        figure.savefig(path, dpi=110, metadata={"Software": None})
+        result.files.append(path)
+        result.status[fig.name] = log.add(fig.name, kind="figure", status=None,
+                                          files=[str(path.relative_to(out))],
+                                          comments=[f"drawn from the released table {fig.table}"])
+    result.files += list(log.write(out))
+    return result
+
+
+def _check(table: ReleaseTable, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The released frame, its per-cell status mask and ACRO's output type."""
+    if isinstance(table, MarginTable):
+        p = disclosure.protect_table(table.values, table.evidence, table.kind, rules,
+                                     fixed_margins=table.fixed_margins)
+        frame = p.values.rename_axis(index=table.values.index.name or "row").reset_index()
+        frame.columns = [str(c) for c in frame.columns]
+        status = p.status.copy()
+        status.columns = [str(c) for c in status.columns]
+        return frame, status, "table"
+    if isinstance(table, ModelTable):
+        mask = disclosure.check_model_rows(table.frame, rules, residual_df=table.residual_df,
+                                           departments=table.departments, persons=table.persons)
+        rule_cols = ["dof", "departments", "threshold"]
+        frame = table.frame.copy()
+        frame.loc[mask["suppress"].to_numpy(), list(table.value_columns)] = np.nan
+        if not table.keep_support:
+            support = [c for c in [table.residual_df, *table.departments, *table.persons] if c]
+            frame = frame.drop(columns=support)
+        status = _row_status(mask, rule_cols, table.value_columns, frame.index)
+        return frame, status, "regression"
+    prim = disclosure.primary_suppression(table.evidence.reset_index(drop=True), table.kind, rules)
+    if len(prim) != len(table.frame):
+        raise DisclosureError(f"{table.name}: evidence has {len(prim)} rows for "
+                              f"{len(table.frame)} table rows")
+    frame = table.frame.reset_index(drop=True).copy()
+    counts = [c for c in frame.columns if str(c).startswith("n_")]
+    blank = list(dict.fromkeys([*table.value_columns, *counts]))
+    frame = frame.astype({c: float for c in blank if pd.api.types.is_integer_dtype(frame[c])})
+    frame.loc[prim["suppress"].to_numpy(), blank] = np.nan
+    status = _row_status(prim, ["threshold", "nk-rule", "share"], tuple(blank), frame.index)
+    return frame, status, "table"
+
+
+def _row_status(mask: pd.DataFrame, rules: Sequence[str], columns: Sequence[str],
+                index: pd.Index) -> pd.DataFrame:
+    """Per-row rule hits as an ACRO outcome mask over the blanked columns."""
+    text = pd.Series([""] * len(mask), index=index, dtype=object)
+    for rule in rules:
+        hit = mask[rule].to_numpy()
+        text[hit] = text[hit] + f"{rule}; "
+    text[text == ""] = "ok"
+    return pd.DataFrame({c: text for c in columns}, index=index)
+
+
+# --- the manifest ---------------------------------------------------------------------------------
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def data_spec_sha256(folder: str | Path | None = None) -> str:
+    """One hash of the data contract: the sorted relative paths and bytes of every file."""
+    from impact.spec import spec_dir
+
+    folder = Path(folder) if folder is not None else spec_dir()
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        h.update(file_sha256(path).encode() + b"\n")
+    return h.hexdigest()
+
+
+def git_state(root: str | Path | None = None) -> dict[str, Any]:
+    """The git commit of the source tree and whether it has uncommitted changes.
+
+    ``root`` defaults to the folder above the ``impact`` package (a source checkout); outside a git
+    checkout (an installed wheel) commit and dirty are None.
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[2]
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                  timeout=30, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "root": str(root)}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit.strip(), "dirty": bool(status.strip()) if status is not None else None,
+            "root": str(root)}
+
+
+def manifest(folder: str | Path, *, config: StudyConfig, inputs: dict[str, str],
+             data_spec: str | Path | None = None, repo: str | Path | None = None
+             ) -> dict[str, Any]:
+    """What produced ``folder``.
+
+    Parameters
+    ----------
+    folder
+        The output folder (``release/`` or ``private/``); every file in it is hashed, except
+        ``manifest.json`` itself.
+    config
+        The study configuration (recorded in full, with its hash and seed).
+    inputs
+        Input name to SHA-256 (register files read, or content hashes of simulated tables).
+    data_spec
+        The data contract folder (default :func:`impact.spec.spec_dir`).
+    repo
+        The source checkout (default the one holding this package).
+
+    Returns
+    -------
+    dict
+        ``files_sha256``, ``inputs_sha256``, ``config``, ``config_sha256``, ``seed``, ``versions``
+        (``impact`` is the source's own version), ``git`` (``commit``, ``dirty``), ``data_spec_sha256``.
+    """
+    import impact
+    from impact.provenance import package_versions
+
+    folder = Path(folder)
+    files = {p.relative_to(folder).as_posix(): file_sha256(p)
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+    versions = package_versions()
+    versions["impact (source)"] = impact.__version__
+    git = git_state(repo)
+    return {
+        "files_sha256": files,
+        "inputs_sha256": dict(sorted(inputs.items())),
+        "config": to_dict(config),
+        "config_sha256": config_hash(config),
+        "seed": config.seed,
+        "versions": versions,
+        "git": {"commit": git["commit"], "dirty": git["dirty"]},
+        "data_spec_sha256": data_spec_sha256(data_spec),
+    }
+
+
+def write_manifest(folder: str | Path, **kwargs: Any) -> Path:
+    """Write :func:`manifest` as ``<folder>/manifest.json`` (sorted keys, no timestamp)."""
+    path = Path(folder) / "manifest.json"
+    path.write_text(json.dumps(manifest(folder, **kwargs), indent=2, sort_keys=True, default=str)
+                    + "\n")
+    return path
