@@ -326,7 +326,7 @@ def _dose(data: pd.DataFrame, outcome: str, tool: str, key: dict[str, str], *,
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             dr = did.dose_response(sub, outcome, dose="dose__", cohort=f"cohort_{tool}",
-                                   n_boot=199, seed=seed)
+                                   n_boot=199, seed=seed, cluster=CLUSTER)
         problems += [{**key, "estimator": "dose_response", "kind": "warning",
                       "message": str(w.message)} for w in caught]
     except EstimationError as err:
