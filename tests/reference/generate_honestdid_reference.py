@@ -54,6 +54,20 @@ def _load(repo: Path, chunk: int, name: str):
     return parse(zlib.decompress(data[off + 4 : off + length]))
 
 
+def _original_interval(repo: Path, chunk: int, name: str) -> tuple[float, float]:
+    """(lb, ub) of a cached ``constructOriginalCS`` tibble (rdata cannot convert its 1x1 cells)."""
+    import rdata
+
+    rdx = glob.glob(str(repo / "README_cache" / "gfm" / f"unnamed-chunk-{chunk}_*.rdx"))[0]
+    index = rdata.conversion.convert(
+        rdata.parser.parse_data(gzip.decompress(Path(rdx).read_bytes()))
+    )
+    data = Path(rdx[:-1] + "b").read_bytes()
+    off, length = (int(v) for v in index["variables"][name])
+    obj = rdata.parser.parse_data(zlib.decompress(data[off + 4 : off + length])).object
+    return float(obj.value[0].value[0]), float(obj.value[1].value[0])
+
+
 def _twfe(d: pd.DataFrame, control: bool) -> tuple[np.ndarray, np.ndarray]:
     years = [2008, 2009, 2010, 2011, 2012, 2014, 2015]
     cols = [((d["year"] == y) * d["D"]).to_numpy(float) for y in years]
@@ -166,6 +180,35 @@ def main(repo: Path) -> None:
                     "source": f"README_cache/gfm/unnamed-chunk-{chunk} ({name}): {call}",
                 }
             )
+    for chunk, name, example, l_vec, call in [
+        (
+            7,
+            "originalResults_avg",
+            "twfe",
+            "0.5 0.5",
+            "constructOriginalCS(betahat, sigma, numPrePeriods = 5, numPostPeriods = 2, "
+            "l_vec = c(0.5, 0.5))",
+        ),
+        (
+            10,
+            "original_results",
+            "sunab",
+            "1 0 0 0 0 0",
+            "constructOriginalCS(betahat, sigma, numPrePeriods = 10, numPostPeriods = 6)",
+        ),
+    ]:
+        lb, ub = _original_interval(repo, chunk, name)
+        out.append(
+            {
+                "example": example,
+                "restriction": "original",
+                "l_vec": l_vec,
+                "m": np.nan,
+                "lower": lb,
+                "upper": ub,
+                "source": f"README_cache/gfm/unnamed-chunk-{chunk} ({name}): {call}",
+            }
+        )
     pd.DataFrame(out).to_csv(HERE / "honestdid_ehec_results.csv", index=False, float_format="%.17g")
 
 
