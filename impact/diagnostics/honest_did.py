@@ -338,6 +338,7 @@ def honest(
     l_vec: Sequence[float] | None = None,
     grid_points: int = 1000,
     seed: int = 0,
+    event_time: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """Robust confidence intervals for a post-period effect (Rambachan and Roth 2023).
 
@@ -366,6 +367,9 @@ def honest(
         values on ``+- 20 sd(theta_hat)`` around 0).
     seed
         Relative magnitudes: seed of the normal draws of the least-favourable critical value.
+    event_time
+        Event times of ``betahat`` (arrays only; default ``-n_pre-1..-2, 0, 1, ...``, the
+        reference -1 omitted).
 
     Returns
     -------
@@ -386,7 +390,7 @@ def honest(
         raise EstimationError(f"restriction must be one of {_RESTRICTIONS}, got {restriction!r}")
     if not 0 < alpha < 1:
         raise EstimationError(f"alpha must lie in (0, 1), got {alpha}")
-    es = as_event_study(betahat, sigma, n_pre=n_pre)
+    es = as_event_study(betahat, sigma, n_pre=n_pre, event_time=event_time)
     if n_post is not None and n_post != es.n_post:
         raise EstimationError(
             f"n_post = {n_post} but there are {es.n_post} post-period coefficients"
