@@ -256,13 +256,34 @@ class _FakeEventStudy:
         return self._vcov
 
 
+class _InterfaceEventStudy:
+    """The event-study interface of impact.did (issue 12.0): arrays without the reference
+    period, ``vcov()`` in the same order, ``reference_period`` (None without one)."""
+
+    def __init__(self, beta, sigma, n_pre, reference_period=-1):
+        self.event_time = np.r_[np.arange(-n_pre - 1, -1), np.arange(len(beta) - n_pre)]
+        self.estimate = beta
+        self.se = np.sqrt(np.diag(sigma))
+        self._sigma = sigma
+        self.reference_period = reference_period
+
+    def vcov(self):
+        return self._sigma
+
+
 def test_accepts_event_study_result():
     beta, sigma, n_pre = _inputs("twfe")
     for restriction in ["relative_magnitudes", "smoothness"]:
-        a = honest(_FakeEventStudy(beta, sigma, n_pre), restriction=restriction, grid=[0.5, 1])
         b = honest(beta, sigma, n_pre=n_pre, n_post=2, restriction=restriction, grid=[0.5, 1])
-        pd.testing.assert_frame_equal(a, b)
-        assert a.attrs == b.attrs
+        for result in [
+            _FakeEventStudy(beta, sigma, n_pre),
+            _InterfaceEventStudy(beta, sigma, n_pre),
+        ]:
+            a = honest(result, restriction=restriction, grid=[0.5, 1])
+            pd.testing.assert_frame_equal(a, b)
+            assert a.attrs == b.attrs
+    with pytest.raises(EstimationError, match="reference period"):
+        honest(_InterfaceEventStudy(beta, sigma, n_pre, reference_period=None), grid=[1])
 
 
 def test_bad_input_raises():

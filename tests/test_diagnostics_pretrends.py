@@ -243,10 +243,28 @@ class _FakeEventStudy:
         return self._vcov
 
 
+class _InterfaceEventStudy:
+    """impact.did's event-study interface: reference excluded, ``reference_period``."""
+
+    def __init__(self, beta, sigma, t, reference_period=-1):
+        self.event_time, self.estimate, self._sigma = t, beta, sigma
+        self.se = np.sqrt(np.diag(sigma))
+        self.reference_period = reference_period
+
+    def vcov(self):
+        return self._sigma
+
+
 def test_accepts_event_study_result(he_wang):
     beta, sigma, t = he_wang
     result = _FakeEventStudy(beta, sigma, t)
     assert pretrends(result) == pretrends(beta, sigma, n_pre=3)
+    assert pretrends(_InterfaceEventStudy(beta, sigma, t)) == pretrends(beta, sigma, n_pre=3)
+    # without a reference period (varying base): pre-periods are the negative event times
+    no_ref = _InterfaceEventStudy(beta, sigma, t, reference_period=None)
+    assert pretrends(no_ref) == pretrends(beta, sigma, n_pre=3)
+    with pytest.raises(EstimationError, match="reference period"):
+        pretrend_power(no_ref, delta=np.zeros(7))
     a = pretrend_power(result, delta=0.05 * (t + 1))
     b = pretrend_power(beta, sigma, n_pre=3, delta=0.05 * (t + 1))
     assert a.power == b.power

@@ -23,18 +23,17 @@ class EventStudyInput:
     sigma
         Their covariance matrix.
     reference
-        The omitted (normalised) event time.
+        The omitted (normalised) event time; None for a result without one (e.g. ``att_gt``
+        with a varying base period), whose pre-periods are the negative event times.
+    pre
+        Boolean mask of the pre-period coefficients.
     """
 
     event_time: np.ndarray
     betahat: np.ndarray
     sigma: np.ndarray
-    reference: int
-
-    @property
-    def pre(self) -> np.ndarray:
-        """Boolean mask of the pre-period coefficients (event time before the reference)."""
-        return self.event_time < self.reference
+    reference: int | None
+    pre: np.ndarray
 
     @property
     def n_pre(self) -> int:
@@ -51,11 +50,17 @@ def _is_result(obj: Any) -> bool:
     return hasattr(obj, "estimate") and callable(getattr(obj, "vcov", None))
 
 
-def _from_result(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+def _from_result(result: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int | None]:
+    if getattr(result, "event_time", None) is None:
+        raise EstimationError("the result has no event_time (is it an event study?)")
     event_time = np.asarray(result.event_time, dtype=float)
     estimate = np.asarray(result.estimate, dtype=float)
     vcov = np.asarray(result.vcov(), dtype=float)
-    reference = int(getattr(result, "reference", -1))
+    if hasattr(result, "reference_period"):
+        reference = result.reference_period
+    else:
+        reference = getattr(result, "reference", -1)
+    reference = None if reference is None else int(reference)
     if event_time.shape != estimate.shape:
         raise EstimationError(
             "the event-study result has event_time and estimate of different lengths"
@@ -79,6 +84,7 @@ def as_event_study(
     n_pre: int | None = None,
     event_time: Any = None,
     reference: int = -1,
+    require_reference: bool = True,
 ) -> EventStudyInput:
     """Validate an event study given as a result object or as ``betahat, sigma`` arrays.
 
@@ -96,7 +102,9 @@ def as_event_study(
         Event times of ``betahat`` (arrays only). Default: ``-n_pre-1, ..., -2`` then ``0, 1, ...``
         (reference -1 omitted).
     reference
-        Omitted event time for arrays (a result's own ``reference`` attribute wins).
+        Omitted event time for arrays (a result's own ``reference_period`` wins).
+    require_reference
+        Refuse a result without a reference period (``reference_period`` None).
 
     Returns
     -------
@@ -144,16 +152,25 @@ def as_event_study(
         raise EstimationError("sigma is not symmetric")
     if np.any(np.diag(cov) <= 0):
         raise EstimationError("sigma has a non-positive variance on its diagonal")
-    if np.any(times == reference):
+    if reference is None:
+        if require_reference:
+            raise EstimationError(
+                "this diagnostic needs an event study normalised to a reference period "
+                "(e.g. att_gt(..., base_period='universal'))"
+            )
+        pre = times < 0
+    elif np.any(times == reference):
         raise EstimationError(f"event_time contains the reference period {reference}; omit it")
-    pre = times < reference
+    else:
+        pre = times < reference
     if pre.sum() == 0 or (~pre).sum() == 0:
         raise EstimationError(
-            f"need pre-period (event time < {reference}) and post-period coefficients; got "
+            f"need pre-period (event time < {reference if reference is not None else 0}) and "
+            "post-period coefficients; got "
             f"{int(pre.sum())} pre and {int((~pre).sum())} post"
         )
     if np.any(np.diff(times) <= 0):
         raise EstimationError("event_time must be strictly increasing")
     if n_pre is not None and int(pre.sum()) != n_pre:
         raise EstimationError(f"n_pre = {n_pre} but event_time has {int(pre.sum())} pre-periods")
-    return EventStudyInput(times, beta, (cov + cov.T) / 2, int(reference))
+    return EventStudyInput(times, beta, (cov + cov.T) / 2, reference, pre)

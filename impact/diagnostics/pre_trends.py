@@ -109,7 +109,9 @@ def pretrends(
     EstimationError
         On malformed inputs or a singular pre-period covariance.
     """
-    es = as_event_study(result_or_betahat, sigma, n_pre=n_pre, event_time=event_time)
+    es = as_event_study(
+        result_or_betahat, sigma, n_pre=n_pre, event_time=event_time, require_reference=False
+    )
     b = es.betahat[es.pre]
     s = es.sigma[np.ix_(es.pre, es.pre)]
     try:
