@@ -24,7 +24,7 @@ from scipy.stats import qmc
 from impact.diagnostics._event_study import as_event_study
 from impact.errors import EstimationError
 
-_QMC_POINTS = 2**16
+_QMC_POINTS = 2**15
 _QMC_SEED = 20220101
 
 
@@ -270,7 +270,7 @@ def pretrend_power(
         upper = 8 * float(np.max(np.sqrt(np.diag(sigma_pre))))
         while gap(upper) < 0:
             upper *= 2
-        slope = float(optimize.brentq(gap, 0.0, upper, xtol=1e-14, rtol=1e-12))
+        slope = float(optimize.brentq(gap, 0.0, upper, xtol=1e-12 * upper, rtol=1e-10))
         delta_vec = slope * rel_time
     else:
         delta_vec = np.asarray(delta, float).ravel()
