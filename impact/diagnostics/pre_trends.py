@@ -12,7 +12,7 @@ on a fixed scrambled Sobol' point set, so results are deterministic and smooth i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -76,8 +76,8 @@ class PretrendPower:
     power: float
     bayes_factor: float
     likelihood_ratio: float
-    table: pd.DataFrame
-    alpha: float
+    table: pd.DataFrame = field(compare=False)
+    alpha: float = 0.05
 
 
 def pretrends(
