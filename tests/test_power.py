@@ -110,7 +110,7 @@ def test_size_and_power_with_known_sd_on_real_design():
     def oracle(frame: pd.DataFrame, outcome: str, tool: str) -> tuple[float, float]:
         return float((w.ravel() * frame[outcome].to_numpy()).sum()), sd
 
-    effects = [0.0, 0.01, 0.02, 0.03]
+    effects = [0.0, 0.015, 0.03]
     n = 1500
     res = power(panel, outcome=OUTCOME, tool=TOOL, effects=effects, n_reps=n,
                 estimator=oracle, progress=False)
@@ -128,7 +128,7 @@ def test_two_period_iid_att_gt_matches_normal_approximation():
     sigma^2; att_gt's simulated rejection rate (its own analytic SEs) is alpha at effect 0 and
     the normal approximation's power at the other effects."""
     panel = two_period_panel()
-    res = power(panel, outcome=OUTCOME, tool=TOOL, effects=[0.0, 0.008, 0.014], n_reps=300,
+    res = power(panel, outcome=OUTCOME, tool=TOOL, effects=[0.0, 0.011], n_reps=300,
                 estimator=att_gt_estimator(), effect_lag=0, heteroskedastic=False, progress=False)
     model = res.model
     assert model.sigma2_municipality == 0 and model.sigma2_plan == 0 and model.rho == 0

@@ -396,6 +396,47 @@ class PowerDesign:
     treated: NDArray[np.bool_] = field(repr=False)
     effect_lag: int = 1
 
+    def resized(self, factor: float, *, extra_years: int = 0, seed: int = 0) -> PowerDesign:
+        """The design with ``factor`` times the departments and ``extra_years`` more years.
+
+        Departments are added as copies (same cohort, noise level and municipality, a new plan
+        for each copied plan: more departments in the same municipalities share their shocks);
+        a fractional part is a seeded subsample, nested across factors. Added years extend the
+        panel after its last year (the baseline repeats the last year). The outcome model is kept.
+        """
+        if not factor > 0 or isinstance(extra_years, bool) or int(extra_years) != extra_years \
+                or extra_years < 0:
+            raise EstimationError(f"resized: need factor > 0 and extra_years >= 0, got "
+                                  f"{factor!r}, {extra_years!r}")
+        lay = self.layout
+        order = np.random.default_rng(seed).permutation(lay.n)
+        n_target = max(round(factor * lay.n), 2)
+        idx = np.concatenate([np.tile(np.arange(lay.n), n_target // lay.n),
+                              np.sort(order[: n_target % lay.n])]).astype(np.int64)
+        copy_no = np.concatenate([np.repeat(np.arange(n_target // lay.n), lay.n),
+                                  np.zeros(n_target % lay.n, dtype=np.int64)
+                                  + n_target // lay.n]).astype(np.int64)
+        n_plans = int(lay.plan.max()) + 1 if (lay.plan >= 0).any() else 0
+        plan = np.where(lay.plan[idx] >= 0, lay.plan[idx] + copy_no * n_plans, -1)
+        plan = np.where(plan >= 0, pd.factorize(plan)[0], -1).astype(np.int64)
+        years = np.arange(lay.years[0], lay.years[-1] + int(extra_years) + 1, dtype=np.int64)
+        layout = _Layout(department_id=np.arange(idx.size), years=years,
+                         municipality=lay.municipality[idx], plan=plan, cohort=lay.cohort[idx])
+        base = self.baseline[idx]
+        if extra_years:
+            base = np.concatenate([base, np.repeat(base[:, -1:], int(extra_years), axis=1)],
+                                  axis=1)
+        h = self.model.noise_scale[idx]
+        model = OutcomeModel(
+            outcome=self.model.outcome, sigma2_municipality=self.model.sigma2_municipality,
+            sigma2_plan=self.model.sigma2_plan, sigma2_department=self.model.sigma2_department,
+            rho=self.model.rho, noise_scale=h, moments=self.model.moments,
+            n_departments=int(idx.size), n_years=int(years.size), n_departments_dropped=0)
+        treated = (layout.cohort[:, None] > 0) & (
+            years[None, :] >= layout.cohort[:, None] + self.effect_lag)
+        return PowerDesign(layout=layout, model=model, baseline=base, treated=treated,
+                           effect_lag=self.effect_lag)
+
     def noise(self, rng: np.random.Generator) -> FloatArray:
         """One draw of the outcome's noise (departments x years)."""
         lay, m = self.layout, self.model
