@@ -789,8 +789,9 @@ class PowerResult:
         """Minimum detectable effect: smallest |effect| on the grid's curve reaching ``target``."""
         if not 0 < target < 1:
             raise EstimationError(f"mde: target must be in (0, 1), got {target!r}")
-        tab = self.table.assign(size=self.table["effect"].abs()).sort_values("size")
-        size, pw = tab["size"].to_numpy(), tab["power"].to_numpy()
+        tab = (self.table.assign(size=self.table["effect"].abs())
+               .groupby("size", sort=True)["power"].mean())  # +-effect: mean of both
+        size, pw = tab.index.to_numpy(dtype=float), tab.to_numpy(dtype=float)
         n = float(self.settings["n_reps"])
         above = np.flatnonzero(pw >= target)
         if above.size == 0 or above[0] == 0:
