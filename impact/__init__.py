@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 _SUBMODULES = {"spec", "io", "simulate", "panel", "describe", "did", "bayes", "estimates",
-               "pipeline", "provenance", "cli", "config", "report"}
+               "pipeline", "provenance", "cli", "config", "report", "diagnostics", "followup"}
 
 
 def __getattr__(name: str) -> Any:
