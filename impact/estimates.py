@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from impact import did
 from impact.did.imputation import ImputationResult
@@ -167,6 +168,40 @@ def verdict(*, estimate: float, pretest_p_value: float, n_treated_clusters: int)
     return "credible"
 
 
+MDE_FACTOR = float(stats.norm.ppf(0.975) + stats.norm.ppf(0.8))
+"""Minimum detectable effect (80% power, 5% two-sided test) = 2.80 x the standard error."""
+HONEST_GRID = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2))
+
+
+def event_study_diagnostics(result: ImputationResult, tool: str) -> dict[str, float]:
+    """Pre-test power and HonestDiD breakdown of a primary estimate.
+
+    On the tool's event study normalised to event time -1 (:meth:`ImputationResult.event_study`):
+    ``pretrend_slope_80``, the slope of a linear pre-trend that the pre-test (no lead
+    significant at 5%) detects with 80% probability (Roth 2022); ``honest_breakdown_mbar``, the
+    smallest relative-magnitude bound Mbar (grid 0, 0.25, ..., 2) at which the 95% robust
+    interval (Rambachan & Roth 2023, conditional least-favourable hybrid) of the average post
+    effect (weights: department-years per event time) includes zero; NaN where not computable.
+    """
+    from impact import diagnostics
+
+    out = {"pretrend_slope_80": np.nan, "honest_breakdown_mbar": np.nan}
+    try:
+        es = result.event_study(tool)
+        if int((es.event_time < 0).sum()) < 1 or not np.all(np.isfinite(es.vcov())):
+            return out
+        out["pretrend_slope_80"] = float(diagnostics.pretrend_power(es, target_power=0.8).slope)
+        dyn = result.dynamic[result.dynamic["tool"] == tool]
+        w = dyn["n_obs"].to_numpy(dtype=float)
+        bounds = diagnostics.honest(es, restriction="relative_magnitudes", grid=list(HONEST_GRID),
+                                    l_vec=w / w.sum())
+        breakdown = bounds.attrs.get("breakdown")
+        out["honest_breakdown_mbar"] = np.nan if breakdown is None else float(breakdown)
+    except (EstimationError, np.linalg.LinAlgError, ValueError):
+        pass
+    return out
+
+
 ESTIMAND = ("ATT over department-years from the year after adoption, tool-specific (other tool at "
             "its factual path)")
 
@@ -267,12 +302,14 @@ def _primary(data: pd.DataFrame, outcome: str, tools: tuple[str, ...], *,
             pd.MultiIndex.from_frame(rows[["department_id", "year"]]), CLUSTER]
         n_cl = int(pd.unique(clusters).size)
         p = float(pre.loc[row.tool, "p_value"])
+        diag = event_study_diagnostics(res, str(row.tool))
         head = {"tool": row.tool, "outcome": outcome, "estimand": ESTIMAND,
                 "estimate": row.estimate, "se": row.se, "lower": row.lower, "upper": row.upper,
                 "n_departments": int(row.n_units_treated), "n_department_years": int(row.n_obs_treated),
                 "n_treated_clusters": n_cl, "cluster": "plan_id", "pretest_p_value": p,
                 "verdict": verdict(estimate=row.estimate, pretest_p_value=p,
-                                   n_treated_clusters=n_cl)}
+                                   n_treated_clusters=n_cl),
+                **diag, "mde_80": MDE_FACTOR * row.se}
         if truth is not None:
             sel = (tidy["tool"] == row.tool) & (tidy["term"] == "att")
             head["truth"] = float(tidy.loc[sel, "truth"].iloc[0])

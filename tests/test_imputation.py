@@ -129,3 +129,20 @@ def test_time_varying_covariate_refused() -> None:
     df["x"] = df["x"] + df["year"]
     with pytest.raises(EstimationError, match="constant within unit"):
         imputation(df, "y", cohorts=["g1"], unit="unit", time="year", covariates=["x"])
+
+
+def test_event_study_is_normalised_to_the_first_year_in_force() -> None:
+    """Two tools: the event study of each tool is its own leads and dynamic effects minus its
+    lead -1, and its covariance is that of the same bootstrap draws."""
+    df = _panel(6, n_units=80, two_tools=True)
+    df["y"] = df["y0"]
+    res = imputation(df, "y", cohorts=["g1", "g2"], unit="unit", time="year", n_boot=29, seed=1)
+    for tool in ("g1", "g2"):
+        es = res.event_study(tool)
+        leads = res.leads[res.leads["tool"] == tool].set_index("event_time")["estimate"]
+        dyn = res.dynamic[res.dynamic["tool"] == tool].set_index("event_time")["estimate"]
+        want = pd.concat([leads.drop(index=-1), dyn]) - leads[-1]
+        np.testing.assert_allclose(es.estimate, want.to_numpy(), atol=1e-12)
+        np.testing.assert_array_equal(es.event_time, want.index.to_numpy(dtype=float))
+        assert es.reference_period == -1
+        assert np.allclose(np.sqrt(np.diag(es.vcov())), es.se)

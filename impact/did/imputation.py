@@ -82,41 +82,66 @@ class ImputationResult:
         ``tool, cohort, estimate, se, lower, upper, n_obs``.
     pretest
         ``tool, stat, df, p_value`` (joint Wald test of the leads).
+    leads
+        ``tool, event_time, estimate, se, lower, upper``: the lead coefficients of the pre-test
+        (bootstrap SEs; event time -1 = the first year in force).
     rows
         The treated department-years behind each tool's estimate: ``tool`` and the unit, time,
         cohort and event-time columns (for the truth of the estimand in simulations).
     settings
         Options and sample sizes (``cluster``, ``n_clusters``, ``n_units``, ``n_rows_dropped``...).
     draws
-        Bootstrap draws of every estimate (columns as in :meth:`tidy`).
+        Bootstrap draws of every estimate (columns described by ``draw_keys``).
+    draw_keys
+        ``term, tool, event_time, cohort, estimate`` of each column of ``draws``.
     """
 
     overall: pd.DataFrame
     dynamic: pd.DataFrame
     group: pd.DataFrame
     pretest: pd.DataFrame
+    leads: pd.DataFrame
     rows: pd.DataFrame
     settings: dict[str, Any]
     draws: np.ndarray = field(repr=False)
+    draw_keys: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     notes: tuple[str, ...] = ()
 
     def tidy(self) -> pd.DataFrame:
-        """``term, tool, estimate, se, lower, upper`` (+ ``event_time``, ``cohort``)."""
+        """``term`` (att, event_time, cohort, lead), ``tool, estimate, se, lower, upper``
+        (+ ``event_time``, ``cohort``)."""
         parts = [self.overall.assign(term="att"),
                  self.dynamic.assign(term="event_time"),
-                 self.group.assign(term="cohort")]
+                 self.group.assign(term="cohort"),
+                 self.leads.assign(term="lead")]
         return pd.concat(parts, ignore_index=True)
 
     def event_study(self, tool: str) -> EventStudy:
-        """The dynamic estimates of one tool with their joint bootstrap covariance."""
-        sel = np.flatnonzero((self.tidy()["term"] == "event_time").to_numpy()
-                             & (self.tidy()["tool"] == tool).to_numpy())
-        dyn = self.tidy().iloc[sel]
-        cov = np.cov(self.draws[:, sel], rowvar=False, ddof=1) if self.draws.size else None
-        return EventStudy(event_time=dyn["event_time"].to_numpy(dtype=float),
-                          estimate=dyn["estimate"].to_numpy(dtype=float),
-                          se=dyn["se"].to_numpy(dtype=float),
-                          _vcov=np.atleast_2d(cov) if cov is not None else None)
+        """Leads and dynamic effects of one tool, relative to event time -1, with their joint
+        bootstrap covariance (``reference_period`` -1 omitted), for the pre-trend diagnostics.
+
+        Event time -1 is the first year in force (the stock cannot have moved yet). The leads
+        are the lead coefficients of the pre-test; every coefficient has the lead of -1
+        subtracted, so the event study is normalised like a conventional one.
+        """
+        tidy = self.draw_keys
+        mine = (tidy["tool"] == tool).to_numpy()
+        lead = np.flatnonzero(mine & (tidy["term"] == "lead").to_numpy())
+        post = np.flatnonzero(mine & (tidy["term"] == "event_time").to_numpy())
+        et = tidy["event_time"].to_numpy(dtype=float)
+        ref = lead[et[lead] == -1]
+        if ref.size == 0:
+            raise EstimationError(f"imputation: no lead -1 for {tool}; no normalised event study")
+        keep = np.concatenate([lead[et[lead] != -1], post])
+        est = tidy["estimate"].to_numpy(dtype=float)
+        point = est[keep] - est[ref[0]]
+        cov = None
+        if self.draws.shape[0] > 1:
+            d = self.draws[:, keep] - self.draws[:, [ref[0]]]
+            d = d[np.isfinite(d).all(axis=1)]
+            cov = np.atleast_2d(np.cov(d, rowvar=False, ddof=1))
+        se = np.sqrt(np.diag(cov)) if cov is not None else np.full(point.size, np.nan)
+        return EventStudy(event_time=et[keep], estimate=point, se=se, _vcov=cov)
 
 
 @dataclass(frozen=True)
@@ -127,6 +152,7 @@ class EventStudy:
     estimate: np.ndarray
     se: np.ndarray
     _vcov: np.ndarray | None = field(repr=False)
+    reference_period: int = -1
 
     def vcov(self) -> np.ndarray:
         """Joint covariance of the event-time coefficients (bootstrap)."""
@@ -342,7 +368,18 @@ def _estimate(d: _Design, w: np.ndarray, cohorts: Sequence[str],
         out.append(_wmean(adj, wt, mine))
         out += [_wmean(adj, wt, mine & (ev == e)) for e in layout[c]["event_time"]]
         out += [_wmean(adj, wt, mine & (co == g)) for g in layout[c]["cohort"]]
+        out += list(_leads(d, w, c, layout[c]["lead"]))
     return np.asarray(out)
+
+
+def _leads(d: _Design, w: np.ndarray, c: str, leads: np.ndarray) -> np.ndarray:
+    """Coefficients of the pre-onset lead indicators added to the untreated model (weights w)."""
+    if leads.size == 0:
+        return np.zeros(0)
+    u0 = np.flatnonzero(d.untreated & (w > 0))
+    x = np.column_stack([d.z[u0], d.lead[c][u0][:, -leads - 1]])
+    dm, _ = _unit_demean(np.column_stack([d.y[u0], x]), d.unit[u0], w[u0], d.n_units)
+    return _lstsq(dm[:, 1:], dm[:, 0], w[u0])[-leads.size:]
 
 
 def _wmean(values: np.ndarray, w: np.ndarray, mask: np.ndarray) -> float:
@@ -357,8 +394,14 @@ def _row(tool: str, est: float, se: float, z: float, **keys: Any) -> dict[str, A
 
 
 def _layout(d: _Design, cohorts: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    return {c: {"event_time": np.unique(d.event[c][d.treated[c]]),
-                "cohort": np.unique(d.cohort[c][d.treated[c]])} for c in cohorts}
+    out = {}
+    for c in cohorts:
+        present = d.lead[c][d.untreated].any(axis=0)
+        out[c] = {"event_time": np.unique(d.event[c][d.treated[c]]),
+                  "cohort": np.unique(d.cohort[c][d.treated[c]]),
+                  # lead event times -n..-1 with untreated observations (ascending)
+                  "lead": -(np.flatnonzero(present)[::-1] + 1)}
+    return out
 
 
 def _pretest(d: _Design, c: str) -> dict[str, float]:
@@ -492,21 +535,33 @@ def imputation(
     else:
         se = np.full(est.size, np.nan)
     z = float(stats.norm.ppf(1 - alpha / 2))
-    overall, dynamic, group, rows, pre = [], [], [], [], []
+    overall, dynamic, group, leads, rows, pre = [], [], [], [], [], []
+    keys: list[dict[str, Any]] = []
     i = 0
     t = df[time].to_numpy()
     for c in cohorts:
         tool = c.removeprefix("cohort_")
         mine = d.treated[c]
-        overall.append(_row(tool, est[i], se[i], z) | {"n_units_treated": int(np.unique(d.unit[mine]).size),
-                                "n_obs_treated": int(mine.sum())})
+        keys.append({"term": "att", "tool": tool})
+        overall.append(_row(tool, est[i], se[i], z)
+                       | {"n_units_treated": int(np.unique(d.unit[mine]).size),
+                          "n_obs_treated": int(mine.sum())})
         i += 1
         for e in layout[c]["event_time"]:
-            dynamic.append(_row(tool, est[i], se[i], z, event_time=int(e)) | {"n_obs": int((mine & (d.event[c] == e)).sum())})
+            n_obs = int((mine & (d.event[c] == e)).sum())
+            keys.append({"term": "event_time", "tool": tool, "event_time": int(e)})
+            dynamic.append(_row(tool, est[i], se[i], z, event_time=int(e)) | {"n_obs": n_obs})
             i += 1
         for g in layout[c]["cohort"]:
-            group.append(_row(tool, est[i], se[i], z, cohort=int(g)) | {"n_obs": int((mine & (d.cohort[c] == g)).sum())})
+            n_obs = int((mine & (d.cohort[c] == g)).sum())
+            keys.append({"term": "cohort", "tool": tool, "cohort": int(g)})
+            group.append(_row(tool, est[i], se[i], z, cohort=int(g)) | {"n_obs": n_obs})
             i += 1
+        for e in layout[c]["lead"]:
+            keys.append({"term": "lead", "tool": tool, "event_time": int(e)})
+            leads.append(_row(tool, est[i], se[i], z, event_time=int(e)))
+            i += 1
+
         rows.append(pd.DataFrame({"tool": tool, unit: df[unit].to_numpy()[mine], time: t[mine],
                                   "cohort": d.cohort[c][mine].astype(int),
                                   "event_time": d.event[c][mine].astype(int)}))
@@ -519,5 +574,9 @@ def imputation(
                 "n_rows_dropped": int(n_dropped), "n_boot": int(n_boot), "alpha": float(alpha)}
     return ImputationResult(overall=pd.DataFrame(overall), dynamic=pd.DataFrame(dynamic),
                             group=pd.DataFrame(group), pretest=pd.DataFrame(pre),
+                            leads=pd.DataFrame(leads, columns=["tool", "event_time", "estimate",
+                                                               "se", "lower", "upper"]),
                             rows=pd.concat(rows, ignore_index=True), settings=settings,
-                            draws=draws, notes=tuple(notes))
+                            draws=draws, notes=tuple(notes),
+                            draw_keys=pd.DataFrame(keys, columns=["term", "tool", "event_time",
+                                                                  "cohort"]).assign(estimate=est))
