@@ -272,7 +272,12 @@ def _bayes(registers: Registers, out: Path, config: RunConfig, state: dict[str, 
     print(f"      bayes: {dropped} department-years without residents 18-64 in the labour force "
           "left out (no employment share)", file=sys.stderr)
     treatment = "exposure_flexible_letting"
-    data[treatment] = data[treatment].fillna(0.0)
+    over = int((data[treatment] > 1).sum())
+    # The model takes a treatment in [0, 1]: a department that let more than all its dwellings
+    # through flexible letting (a dwelling let twice) counts as fully exposed.
+    data[treatment] = data[treatment].fillna(0.0).clip(upper=1.0)
+    print(f"      bayes: treatment {treatment}; {over} department-years above 1 capped at 1",
+          file=sys.stderr)
     result = bayes.hierarchical(
         data, "share_employed", treatment, likelihood="normal",
         draws=config.bayes_draws, tune=config.bayes_tune, chains=config.bayes_chains,
