@@ -128,6 +128,21 @@ def run(
     typer.echo(f"results in {where} (release/ may leave the server; private/ may not)", err=True)
 
 
+@app.command()
+def paper(
+    results: Annotated[Path, typer.Option("--results", help="Folder of an `impact run` (its "
+                                          "release/ is what the paper inputs).")],
+) -> None:
+    """Build paper/main.tex against a run's release/ with latexmk (into RESULTS/paper/)."""
+    from impact.report import paper as paper_mod
+
+    try:
+        pdf = paper_mod.build(results)
+    except ImpactError as err:
+        _fail(err)
+    typer.echo(f"wrote {pdf}", err=True)
+
+
 def main() -> None:  # pragma: no cover - console entry
     """Console entry point."""
     sys.exit(app())

@@ -21,6 +21,7 @@ folder of an earlier ``impact run`` (marked by :data:`RUN_MARKER`) is replaced w
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 import time
@@ -317,7 +318,7 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     result.diagnostics.to_csv(folder / "diagnostics.csv", index=False)
     result.save(folder / "posterior.nc")
     (folder / "posterior_config.json").write_text(json.dumps(
-        {"study_config_sha256": config_hash(config), "bayes": b.__dict__}, indent=2,
+        {"study_config_sha256": config_hash(config), "bayes": dataclasses.asdict(b)}, indent=2,
         sort_keys=True, default=str) + "\n")
     fig = result.plot()
     fig.savefig(folder / f"forest_{stem}.png", dpi=110, metadata={"Software": None})
@@ -370,7 +371,26 @@ def _release(out: Path, config: StudyConfig, state: dict[str, Any]) -> Any:
                                            lineterminator="\n")
     if "followup" in state:
         _release_followup_documents(state["followup"], release, result)
+    _release_paper_inputs(release, result)
     return result
+
+
+def _release_paper_inputs(release: Path, result: Any) -> None:
+    """``release/paper/numbers.tex`` and ``headline_table.tex`` from the released frames."""
+    from impact.report import paper
+
+    files = paper.write_inputs(release / "paper", result.released)
+    if files:
+        result.files += files
+        used = [n for n in ("headline", "followup_comparison") if n in result.released]
+        result.status["paper_inputs"] = result.log.add(
+            "paper_inputs", kind="table", status=None,
+            files=[str(f.relative_to(release)) for f in files],
+            comments=[f"generated from the released tables {', '.join(used)}"])
+    else:
+        result.status["paper_inputs"] = result.log.add(
+            "paper_inputs", kind="table", status=None, refused="the headline is not released")
+    result.log.write(release)
 
 
 def _release_followup_documents(design: Any, release: Path, result: Any) -> None:

@@ -4,6 +4,7 @@ disclosure log, problems summary, determinism; the CLI."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -256,3 +257,21 @@ def test_simulate_scale_agrees_with_the_config(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"--scale must be {', '.join(SCALES[:-1])} or {SCALES[-1]}, not 'big'" in result.output
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk not installed")
+def test_paper_compiles_from_the_release(two_runs: tuple[Path, Path]) -> None:
+    out, _ = two_runs
+    numbers = (out / "release" / "paper" / "numbers.tex").read_text()
+    head = pd.read_csv(out / "tables" / "headline.csv")
+    row = head[(head["tool"] == "flexible_letting") & (head["outcome"] == "share_employed")]
+    est = float(row["estimate"].iloc[0])
+    shown = f"{est:.3f}".replace("-", "$-$")
+    assert f"\\newcommand{{\\FlexibleLettingShareEmployedEstimate}}{{{shown}}}" in numbers
+    result = CliRunner().invoke(app, ["paper", "--results", str(out)])
+    assert result.exit_code == 0, result.output
+    pdf = out / "paper" / "main.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    log = (out / "paper" / "main.log").read_text(errors="replace")
+    assert "Undefined control sequence" not in log and "LaTeX Warning: Reference" not in log
