@@ -35,7 +35,7 @@ import pandas as pd
 
 from impact import io, spec
 from impact.config import StudyConfig, config_hash, load
-from impact.errors import ImpactError
+from impact.errors import EstimationError, ImpactError
 from impact.registers import Registers
 
 #: File that marks a folder written by ``impact run`` (so a later run may replace it).
@@ -291,25 +291,36 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
         else None
     data = frame[frame[base] > 0].copy() if base else frame[frame[b.outcome].notna()].copy()
     dropped = len(frame) - len(data)
-    state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
-                              "estimator": "hierarchical", "kind": "dropped rows",
-                              "message": f"{dropped} department-years without {b.outcome} "
-                                         "left out"})
+    if dropped:
+        state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
+                                  "estimator": "hierarchical", "kind": "dropped rows",
+                                  "message": f"{dropped} department-years without {b.outcome} "
+                                             "left out"})
     treatment = b.treatment
     data[treatment] = data[treatment].fillna(0.0)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = bayes.hierarchical(
-            data, b.outcome, treatment, likelihood=b.likelihood, trials=b.trials or None,
-            draws=b.draws, tune=b.tune, chains=b.chains, seed=config.seed,
-            threshold=b.threshold, target_accept=b.target_accept, sampler=b.sampler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = bayes.hierarchical(
+                data, b.outcome, treatment, likelihood=b.likelihood, trials=b.trials or None,
+                draws=b.draws, tune=b.tune, chains=b.chains, seed=config.seed,
+                threshold=b.threshold, target_accept=b.target_accept, sampler=b.sampler)
+    except EstimationError as err:  # listed with the run's problems, never silently skipped
+        state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
+                                  "estimator": "hierarchical", "kind": "error",
+                                  "message": str(err)})
+        print(f"      bayes: not fitted: {err}", file=sys.stderr)
+        return
     state["problems"] += [{"step": "bayes", "tool": "", "outcome": b.outcome,
                            "estimator": "hierarchical", "kind": "warning",
                            "message": str(w.message)} for w in caught]
     if not result.converged:
         state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
                                   "estimator": "hierarchical", "kind": "non-convergence",
-                                  "message": result.diagnostics.to_string(index=False)})
+                                  "message": "; ".join(
+                                      f"{k} {v:.3g}" for k, v in result.diagnostics[
+                                          ["r_hat", "ess_bulk", "ess_tail", "divergences"]
+                                      ].iloc[0].items())})
     folder = out / "private" / "bayes"
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{treatment}_{b.outcome}"
