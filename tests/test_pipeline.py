@@ -275,3 +275,15 @@ def test_paper_compiles_from_the_release(two_runs: tuple[Path, Path]) -> None:
     assert pdf.read_bytes()[:5] == b"%PDF-"
     log = (out / "paper" / "main.log").read_text(errors="replace")
     assert "Undefined control sequence" not in log and "LaTeX Warning: Reference" not in log
+
+
+@pytest.mark.parametrize("name", ["default.toml", "small.toml"])
+def test_shipped_configs_load(name: str) -> None:
+    from impact import config
+
+    cfg = config.load(Path(__file__).parents[1] / "analyses" / "config" / name)
+    assert cfg.scale in config.SCALES and cfg.world == "factual"
+    if name == "default.toml":  # every key written out with its default
+        assert config.to_dict(cfg) == config.to_dict(config.load(None))
+    else:
+        assert (cfg.scale, cfg.bayes, cfg.followup.n_reps) == ("small", False, 10)
