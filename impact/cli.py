@@ -69,9 +69,11 @@ def simulate(
     """Write synthetic registers with known true effects (and their truth table)."""
     from impact import io
     from impact import simulate as sim
+    from impact.config import SCALES
 
-    if scale not in ("small", "report", "national"):
-        _fail(ImpactError(f"--scale must be small, report or national, not {scale!r}"))
+    if scale not in SCALES:
+        _fail(ImpactError(f"--scale must be {', '.join(SCALES[:-1])} or {SCALES[-1]}, "
+                          f"not {scale!r}"))
     typer.echo(f"simulating registers (seed {seed}, scale {scale}) ...", err=True)
     registers = sim.registers(seed=seed, scale=scale)
     if placebo:
@@ -108,19 +110,37 @@ def panel(
 def run(
     data: Annotated[Path | None, typer.Option("--data", help="Register folder; without it the "
                                               "embedded simulator provides the data.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML file with a [run] table "
-                                                "(seed, scale, n_boot, bayes, ...).")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("results"),
+    config: Annotated[Path | None, typer.Option("--config", help="Study configuration (TOML, "
+                                                "see analyses/config/default.toml; without it "
+                                                "the defaults written there).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output folder: new, empty or an earlier "
+                                      "impact run's (replaced whole).")] = Path("results"),
 ) -> None:
-    """Run the whole study and write results, figures, tables and provenance under --out."""
+    """Run the whole study: private/ (stays on the server) and release/ (checked) under --out."""
+    from impact import config as study_config
     from impact import pipeline
 
     try:
-        cfg = pipeline.load_config(config)
+        cfg = study_config.load(config)
         where = pipeline.run_study(data=data, out=out, config=cfg)
     except ImpactError as err:
         _fail(err)
-    typer.echo(f"results in {where}", err=True)
+    typer.echo(f"results in {where} (release/ may leave the server; private/ may not)", err=True)
+
+
+@app.command()
+def paper(
+    results: Annotated[Path, typer.Option("--results", help="Folder of an `impact run` (its "
+                                          "release/ is what the paper inputs).")],
+) -> None:
+    """Build paper/main.tex against a run's release/ with latexmk (into RESULTS/paper/)."""
+    from impact.report import paper as paper_mod
+
+    try:
+        pdf = paper_mod.build(results)
+    except ImpactError as err:
+        _fail(err)
+    typer.echo(f"wrote {pdf}", err=True)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -2,7 +2,7 @@
 
 :func:`load` returns a frozen :class:`StudyConfig` with one dataclass per TOML table
 (``[run]``, ``[study]``, ``[did]`` with one sub-table per estimator, ``[bayes]``, ``[disclosure]``,
-``[data]``). Every table and key is checked before anything runs: an unknown table or key, a value of
+``[followup]``, ``[data]``). Every table and key is checked before anything runs: an unknown table or key, a value of
 the wrong type or a value outside what is allowed raises :class:`impact.errors.ConfigError`, whose
 message names the key (``[run].scale``) and what is allowed. A key left out takes the default written
 in the dataclass, which is also what ``analyses/config/default.toml`` spells out.
@@ -33,6 +33,7 @@ __all__ = [
     "DidConfig",
     "DisclosureConfig",
     "DoseResponseConfig",
+    "FollowupConfig",
     "RunSettings",
     "StudyConfig",
     "StudySettings",
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 SCALES = ("small", "report", "national")
+WORLDS = ("factual", "placebo")
 TOOLS = ("flexible_letting", "municipal_referral")
 #: Statistics Denmark's floor for the number of persons behind a released cell.
 MIN_N_FLOOR = 3
@@ -65,6 +67,10 @@ class RunSettings:
     scale: str = _opt("report", "simulator scale when no data root is given", allowed=SCALES)
     effect_scale: float = _opt(1.0, "simulator effect multiplier (0 = the tools do nothing)", low=0)
     n_boot: int = _opt(999, "multiplier-bootstrap draws of att_gt (0 = analytic SEs)", low=0)
+    world: str = _opt("factual", "simulator world: factual, or placebo (no effect anywhere, the "
+                      "real adoption and lettings)", allowed=WORLDS)
+    primary_boot: int = _opt(199, "cluster-bootstrap replications of the primary specification",
+                             low=0)
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,9 @@ class BayesConfig:
 
     enabled: bool = _opt(True, "fit the Bayesian hierarchical model")
     outcome: str = _opt("share_employed", "outcome (panel column)")
-    treatment: str = _opt("intensity_flexible_letting", "intensity column")
+    treatment: str = _opt("exposure_flexible_letting",
+                          "treatment column: exposure (lettings through the tool up to t-1 per "
+                          "dwelling, what can have moved the 1-January stock of t) or intensity")
     likelihood: str = _opt("normal", "likelihood of the outcome", allowed=("normal", "binomial"))
     trials: str = _opt("", "trials column of the binomial likelihood (empty = none)")
     draws: int = _opt(1000, "posterior draws per chain", low=1)
@@ -175,6 +183,18 @@ class DisclosureConfig:
 
 
 @dataclass(frozen=True)
+class FollowupConfig:
+    """``[followup]``: the generated follow-up study design (:func:`impact.followup.design`)."""
+
+    enabled: bool = _opt(True, "design the follow-up study")
+    outcome: str = _opt("share_employed", "outcome of the design (panel column)")
+    tool: str = _opt("flexible_letting", "letting tool of the design", allowed=TOOLS)
+    effect_of_interest: float = _opt(0.02, "effect of policy interest on the outcome's scale",
+                                     low=0, low_open=True)
+    n_reps: int = _opt(200, "replications of the simulation check (0 = none)", low=0)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """``[data]``: where the registers are (empty root = the simulator)."""
 
@@ -187,8 +207,8 @@ class StudyConfig:
     """A validated study configuration (see :func:`load`).
 
     The ``[run]`` settings and the Bayes settings are also exposed under the names of the old
-    ``impact.pipeline.RunConfig`` (``seed``, ``scale``, ``effect_scale``, ``n_boot``, ``bayes``,
-    ``bayes_draws``, ``bayes_tune``, ``bayes_chains``), so a ``StudyConfig`` can stand in for it.
+    ``impact.pipeline.RunConfig`` (``seed``, ``scale``, ``effect_scale``, ``n_boot``, ``world``,
+    ``primary_boot``, ``bayes``, ``bayes_draws``, ``bayes_tune``, ``bayes_chains``).
     """
 
     run: RunSettings = field(default_factory=RunSettings)
@@ -196,6 +216,7 @@ class StudyConfig:
     did: DidConfig = field(default_factory=DidConfig)
     bayes_model: BayesConfig = field(default_factory=BayesConfig)
     disclosure: DisclosureConfig = field(default_factory=DisclosureConfig)
+    followup: FollowupConfig = field(default_factory=FollowupConfig)
     data: DataConfig = field(default_factory=DataConfig)
     source: str = ""
 
@@ -219,6 +240,16 @@ class StudyConfig:
     def n_boot(self) -> int:
         """``[run].n_boot``."""
         return self.run.n_boot
+
+    @property
+    def world(self) -> str:
+        """``[run].world``."""
+        return self.run.world
+
+    @property
+    def primary_boot(self) -> int:
+        """``[run].primary_boot``."""
+        return self.run.primary_boot
 
     @property
     def bayes(self) -> bool:
@@ -248,7 +279,7 @@ class StudyConfig:
 
 #: TOML table name -> attribute of StudyConfig ("bayes" is a property name there).
 _TABLES = {"run": "run", "study": "study", "did": "did", "bayes": "bayes_model",
-           "disclosure": "disclosure", "data": "data"}
+           "disclosure": "disclosure", "followup": "followup", "data": "data"}
 
 
 def load(path: str | Path | None = None) -> StudyConfig:

@@ -1,107 +1,53 @@
 """The whole study as one function: registers -> validation -> panel -> descriptions -> estimates.
 
-`impact run` is a thin wrapper around :func:`run_study`. Every step writes under the output folder
-and the run ends with ``provenance.json`` (configuration, seed, package versions, input and output
-hashes). Nothing is written when the input data fail validation.
+`impact run` is a thin wrapper around :func:`run_study`. The study's choices come from a
+:class:`impact.config.StudyConfig` (``analyses/config/*.toml``). A run folder holds
+
+``private/``
+    what must stay on the research server: registers, truth, calibration, the panel, attrition,
+    every unchecked table and figure of the estimators, the Bayesian posterior, the problems table;
+``release/``
+    only outputs that passed disclosure control (:mod:`impact.report.release`): tables, figures
+    drawn from checked tables, the follow-up design, ``disclosure_log.csv`` and
+    ``disclosure_report.json``;
+``tables/headline.csv``
+    a plain-CSV copy of the checked ``release/tables/headline.csv`` (a path users rely on);
+
+and ``private/`` and ``release/`` each carry a ``manifest.json`` (file and input hashes, config,
+seed, versions, git commit and dirty flag, data_spec hash). Nothing is written when the
+configuration or the input data fail validation. A folder holding other files is refused; the
+folder of an earlier ``impact run`` (marked by :data:`RUN_MARKER`) is replaced whole.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import sys
 import time
-import tomllib
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from impact import io, spec
-from impact.errors import ImpactError
+from impact.config import StudyConfig, config_hash, load
+from impact.errors import EstimationError, ImpactError
 from impact.registers import Registers
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Settings of a study run (the ``[run]`` table of a ``--config`` TOML file).
-
-    Attributes
-    ----------
-    seed
-        Seed of the simulator and of every random step (bootstrap, MCMC).
-    scale
-        Simulator scale when no data are given: ``"report"`` or ``"national"``.
-    effect_scale
-        Simulator effect multiplier (0 = the tools do nothing).
-    n_boot
-        Multiplier-bootstrap draws for group-time ATTs (0 = analytic SEs).
-    bayes
-        Whether to fit the Bayesian hierarchical model.
-    bayes_draws, bayes_tune, bayes_chains
-        MCMC settings of that model.
-    world
-        Simulator only: ``"factual"`` (default) or ``"placebo"`` (no effect anywhere, the real
-        adoption and lettings: :func:`impact.simulate.placebo`).
-    primary_boot
-        Cluster-bootstrap replications of the primary specification.
-    """
-
-    seed: int = 0
-    scale: str = "report"
-    effect_scale: float = 1.0
-    n_boot: int = 999
-    bayes: bool = True
-    bayes_draws: int = 1000
-    bayes_tune: int = 1000
-    bayes_chains: int = 4
-    world: str = "factual"
-    primary_boot: int = 199
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def check(self, source: str = "config") -> None:
-        """Raise :class:`ImpactError` naming the first setting with a bad type or value."""
-        ints = ("seed", "n_boot", "bayes_draws", "bayes_tune", "bayes_chains", "primary_boot")
-        for name in ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ImpactError(f"{source}: [run] {name} must be a non-negative integer, "
-                                  f"got {value!r}")
-        if self.scale not in ("small", "report", "national"):
-            raise ImpactError(f"{source}: [run] scale must be small, report or national, "
-                              f"got {self.scale!r}")
-        if self.world not in ("factual", "placebo"):
-            raise ImpactError(f"{source}: [run] world must be factual or placebo, "
-                              f"got {self.world!r}")
-        if not isinstance(self.bayes, bool):
-            raise ImpactError(f"{source}: [run] bayes must be true or false, got {self.bayes!r}")
-        if isinstance(self.effect_scale, bool) or not isinstance(self.effect_scale, int | float):
-            raise ImpactError(f"{source}: [run] effect_scale must be a number, "
-                              f"got {self.effect_scale!r}")
+#: File that marks a folder written by ``impact run`` (so a later run may replace it).
+RUN_MARKER = ".impact-run"
+#: Attrition filters that drop rows because of a data problem (the others define the measures).
+DATA_PROBLEM_FILTERS = ("unknown department", "missing household income", "outside panel years")
+PROBLEM_COLUMNS = ["step", "tool", "outcome", "estimator", "kind", "message"]
 
 
-def load_config(path: str | Path | None) -> RunConfig:
-    """Read a run configuration from TOML (``[run]`` table); defaults when ``path`` is None."""
-    if path is None:
-        return RunConfig()
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ImpactError(f"{path}: cannot read the configuration: {err}") from err
-    other = sorted(set(doc) - {"run"})
-    if other:
-        raise ImpactError(f"{path}: unknown table(s) {', '.join(other)}; known: run")
-    raw = doc.get("run", {})
-    known = {f for f in RunConfig.__dataclass_fields__ if f != "extra"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ImpactError(f"{path}: unknown [run] setting(s): {', '.join(unknown)}; known: "
-                          f"{', '.join(sorted(known))}")
-    config = replace(RunConfig(), **raw)
-    config.check(str(path))
-    return config
+def load_config(path: str | Path | None) -> StudyConfig:
+    """The study configuration of a run: :func:`impact.config.load` (defaults when None)."""
+    return load(path)
 
 
 class Progress:
@@ -121,7 +67,7 @@ class Progress:
         print(f"      done in {time.perf_counter() - start:.1f} s", file=self.stream, flush=True)
 
 
-def load_inputs(data: Path | None, config: RunConfig, progress: Progress
+def load_inputs(data: Path | None, config: StudyConfig, progress: Progress
                 ) -> tuple[Registers, dict[str, str]]:
     """Read and validate register files, or simulate them. Returns registers and input hashes."""
     if data is not None:
@@ -146,21 +92,47 @@ def load_inputs(data: Path | None, config: RunConfig, progress: Progress
     return registers, hashes
 
 
-Step = Callable[[Registers, Path, RunConfig, dict[str, Any]], None]
+Step = Callable[[Registers, Path, StudyConfig, dict[str, Any]], None]
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse a folder that holds files other than an earlier ``impact run``'s (nothing written).
+
+    Raises
+    ------
+    ImpactError
+        ``out`` exists, is not empty and holds no :data:`RUN_MARKER`.
+    """
+    if out.exists() and not out.is_dir():
+        raise ImpactError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / RUN_MARKER).is_file():
+        raise ImpactError(f"--out {out} holds files that are not an earlier impact run's; choose "
+                          "an empty or new folder (an earlier impact run folder is replaced whole)")
+
+
+def _fresh_output_folder(out: Path) -> None:
+    """Empty (an earlier run's) or create ``out`` and mark it as an impact run folder."""
+    check_output_folder(out)
+    if out.is_dir():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / RUN_MARKER).write_text("written by impact run; the next run into this folder "
+                                  "replaces it whole\n")
 
 
 def run_study(*, data: str | Path | None = None, out: str | Path = "results",
-              config: RunConfig | None = None, progress: Progress | None = None) -> Path:
-    """Run every step of the study that exists and write its outputs under ``out``.
+              config: StudyConfig | None = None, progress: Progress | None = None) -> Path:
+    """Run every step of the study and write ``private/``, ``release/`` and the manifests.
 
     Parameters
     ----------
     data
-        Folder of register tables; ``None`` = simulate them (the embedded default).
+        Folder of register tables; ``None`` = ``[data].root`` of the config, or the simulator.
     out
-        Output folder (created only after the inputs passed validation).
+        Output folder: new, empty or an earlier impact run's (replaced whole). Written only after
+        the inputs passed validation.
     config
-        Run settings; default :class:`RunConfig`.
+        The study configuration; default :class:`impact.config.StudyConfig`.
 
     Returns
     -------
@@ -171,74 +143,118 @@ def run_study(*, data: str | Path | None = None, out: str | Path = "results",
     ------
     DataSpecError
         If the registers break the data contract (nothing is written then).
+    ImpactError
+        If ``out`` holds files that are not an earlier run's (nothing is written).
     """
-    config = config or RunConfig()
-    data_path = Path(data) if data is not None else None
+    config = config or StudyConfig()
+    data_path = Path(data) if data is not None else config.data_root
+    out = Path(out)
+    check_output_folder(out)
     steps = _steps(simulated=data_path is None, config=config)
     progress = progress or Progress(total=2 + len(steps) + 1)
     registers, hashes = load_inputs(data_path, config, progress)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    state: dict[str, Any] = {"simulated": data_path is None}
+    _fresh_output_folder(out)
+    (out / "private").mkdir()
+    state: dict[str, Any] = {"simulated": data_path is None, "release": [], "figures": [],
+                             "problems": [], "closing": []}
     for label, fn in steps:
         with progress.step(label):
             fn(registers, out, config, state)
-    with progress.step("Writing provenance.json"):
-        outputs = {str(p.relative_to(out)): io.file_sha256(p) for p in sorted(out.rglob("*"))
-                   if p.is_file() and p.name != "provenance.json"}
-        cfg = asdict(config) | {"data": str(data_path) if data_path else None}
-        from impact.provenance import write_provenance
+    with progress.step("Disclosure checks: release/; manifests of release/ and private/"):
+        released = _release(out, config, state)
+        problems = _problems(out, state)
+        from impact.report.release import write_manifest
 
-        write_provenance(out, config=cfg, inputs=hashes, outputs=outputs)
-    for line in state.get("closing", []):
-        print(line, file=progress.stream)
+        for folder in ("private", "release"):
+            write_manifest(out / folder, config=config, inputs=hashes)
+    stream = progress.stream
+    for line in state["closing"]:
+        print(line, file=stream)
+    _print_problems(problems, stream)
+    withheld = released.withheld
+    reviewed = sorted(k for k, v in released.status.items() if v == "review")
+    print("", file=stream)
+    print(f"Disclosure control: {len(released.status) - len(withheld)} outputs released "
+          f"({len(reviewed)} with suppressed cells), {len(withheld)} withheld"
+          + (f": {', '.join(withheld)}" if withheld else "") + f" (see {out / 'release'}/"
+          "disclosure_log.csv).", file=stream)
+    print(f"Only {out / 'release'}/ may leave the research server (after the output checker's "
+          f"review); {out / 'private'}/ holds microdata and unchecked outputs and stays on it.",
+          file=stream)
     return out
 
 
-def _write_registers(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]
+def _write_registers(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
                      ) -> None:
-    io.write_registers(registers, out / "registers")
+    io.write_registers(registers, out / "private" / "registers")
     from impact import simulate
 
     table = simulate.calibration(registers)
-    table.to_csv(out / "calibration.csv", index=False)
+    table.to_csv(out / "private" / "calibration.csv", index=False)
     print(simulate.format_calibration(table), file=sys.stderr)
 
 
-def _build_panel(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
+def _build_panel(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
+                 ) -> None:
     from impact import panel
 
     result = panel.build(registers, validate=False)
     state["panel"] = result
-    result.frame.to_parquet(out / "panel.parquet", index=False)
-    result.attrition.to_csv(out / "attrition.csv", index=False)
+    result.frame.to_parquet(out / "private" / "panel.parquet", index=False)
+    result.attrition.to_csv(out / "private" / "attrition.csv", index=False)
     print(result.attrition.to_string(index=False), file=sys.stderr)
+    att = result.attrition
+    lost = att[att["filter"].isin(DATA_PROBLEM_FILTERS) & (att["rows_removed"] > 0)]
+    for row in lost.itertuples(index=False):
+        state["problems"].append({"step": "panel", "tool": "", "outcome": "", "estimator": "",
+                                  "kind": "dropped rows",
+                                  "message": f"{row.step}: {row.rows_removed} rows dropped "
+                                             f"({row.filter}: {row.note})"})
 
 
-def _describe(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
-    from impact import describe
+def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
+              ) -> None:
+    from impact import describe, outputs
 
     frame = state["panel"].frame
-    tidy = describe.trends(frame)
-    describe.write_figures(tidy, out / "figures" / "report")
-    describe.group_sizes(frame).to_csv(out / "figures" / "report" / "group_sizes.csv", index=False)
+    folder = out / "private" / "figures" / "report"
+    describe.write_figures(describe.trends(frame), folder)
+    describe.group_sizes(frame).to_csv(folder / "group_sizes.csv", index=False)
+    tables, figures = outputs.report_trend_tables(frame)
+    state["release"] += [*tables, outputs.group_sizes_table(frame)]
+    state["figures"] += figures
 
 
-def _estimate(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
+def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
+              ) -> None:
+    from impact import outputs
     from impact.estimates import estimate_all
 
-    est = estimate_all(state["panel"].frame, truth=registers.truth, n_boot=config.n_boot,
-                       seed=config.seed, primary_boot=config.primary_boot)
-    tables = out / "tables"
+    frame = state["panel"].frame
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = estimate_all(frame, truth=registers.truth, n_boot=config.n_boot, seed=config.seed,
+                           tools=config.study.tools, outcomes=config.study.outcomes,
+                           primary_boot=config.primary_boot)
+    # warnings estimate_all did not record itself (e.g. from aggregations and plots)
+    state["problems"] += [{"step": "estimates", "tool": "", "outcome": "",
+                           "estimator": "(not attributed)", "kind": "warning",
+                           "message": str(w.message)} for w in caught]
+    tables = out / "private" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     est.headline.to_csv(tables / "headline.csv", index=False)
     for name in ("primary", "aggregates", "att_gt", "twfe", "dose_response", "bacon", "problems"):
         getattr(est, name).to_csv(tables / f"did_{name}.csv", index=False)
-    figures = out / "figures"
+    figures = out / "private" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for name, fig in est.figures.items():
         fig.savefig(figures / f"{name}.png", dpi=110, metadata={"Software": None})  # type: ignore[attr-defined]
-    state["headline"] = est.headline
+    state["problems"] += [{"step": "estimates", **r} for r in est.problems.to_dict("records")]
+    state["release"].append(outputs.headline_table(est.headline, frame, alpha=config.study.alpha))
+    if len(est.primary):
+        state["release"].append(outputs.event_study_table(est.primary, frame))
+        if "share_employed" in config.study.outcomes:
+            state["figures"] += outputs.event_study_figures(config.study.tools)
     simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
     cols = [c for c in ("tool", "outcome", "covariates", "att", "se", "truth", "pretest_p_value")
             if c in simple]
@@ -252,70 +268,223 @@ def _estimate(registers: Registers, out: Path, config: RunConfig, state: dict[st
         if row.verdict != "credible":
             closing.append(f"WARNING: {row.tool} x {row.outcome}: {row.verdict} "
                            f"(pre-test p = {row.pretest_p_value:.3g})")
-    state["closing"] = closing
+    state["closing"] += closing
 
 
-def _bayes(registers: Registers, out: Path, config: RunConfig, state: dict[str, Any]) -> None:
-    """Hierarchical model of the effect of flexible-letting exposure on the employment share.
+def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]) -> None:
+    """Hierarchical model of the effect of a tool's exposure on an outcome (``[bayes]``).
 
-    The treatment is ``exposure_flexible_letting``: lettings through flexible letting up to t-1 per
-    dwelling (what can have moved the 1-January stock of t), not same-year intensity. The pooled
-    effect per unit of exposure times the mean exposure over the department-years of the primary
-    estimate gives an implied ATT, set beside the tool-specific truth of those department-years.
+    The default treatment is ``exposure_flexible_letting``: lettings through flexible letting up
+    to t-1 per dwelling (what can have moved the 1-January stock of t), not same-year intensity.
+    For an ``exposure_<tool>`` treatment, the pooled effect per unit of exposure times the mean
+    exposure over the department-years of the primary estimate gives an implied ATT, set beside
+    the tool-specific truth of those department-years. Everything goes to ``private/bayes/``.
     """
+    import json
+
     from impact import bayes
     from impact.simulate.truth import effect_column
 
+    b = config.bayes_model
     frame = state["panel"].frame
-    data = frame[frame["n_labour_force_18_64"] > 0].copy()
+    base = "n_labour_force_18_64" if b.outcome in ("share_employed", "share_qualifying_edu") \
+        else None
+    data = frame[frame[base] > 0].copy() if base else frame[frame[b.outcome].notna()].copy()
     dropped = len(frame) - len(data)
-    print(f"      bayes: {dropped} department-years without residents 18-64 in the labour force "
-          "left out (no employment share)", file=sys.stderr)
-    treatment = "exposure_flexible_letting"
-    over = int((data[treatment] > 1).sum())
-    # The model takes a treatment in [0, 1]: a department that let more than all its dwellings
-    # through flexible letting (a dwelling let twice) counts as fully exposed.
-    data[treatment] = data[treatment].fillna(0.0).clip(upper=1.0)
-    print(f"      bayes: treatment {treatment}; {over} department-years above 1 capped at 1",
-          file=sys.stderr)
-    result = bayes.hierarchical(
-        data, "share_employed", treatment, likelihood="normal",
-        draws=config.bayes_draws, tune=config.bayes_tune, chains=config.bayes_chains,
-        seed=config.seed, threshold=0.01)
-    tables = out / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
+    if dropped:
+        state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
+                                  "estimator": "hierarchical", "kind": "dropped rows",
+                                  "message": f"{dropped} department-years without {b.outcome} "
+                                             "left out"})
+    treatment = b.treatment
+    if treatment.startswith("exposure_"):
+        # The model takes a treatment in [0, 1]: a department that let more than all its
+        # dwellings through the tool (a dwelling let twice) counts as fully exposed.
+        over = int((data[treatment] > 1).sum())
+        if over:
+            state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
+                                      "estimator": "hierarchical", "kind": "capped",
+                                      "message": f"{over} department-years with {treatment} "
+                                                 "above 1 capped at 1"})
+        data[treatment] = data[treatment].clip(upper=1.0)
+    data[treatment] = data[treatment].fillna(0.0)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = bayes.hierarchical(
+                data, b.outcome, treatment, likelihood=b.likelihood, trials=b.trials or None,
+                draws=b.draws, tune=b.tune, chains=b.chains, seed=config.seed,
+                threshold=b.threshold, target_accept=b.target_accept, sampler=b.sampler)
+    except EstimationError as err:  # listed with the run's problems, never silently skipped
+        state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
+                                  "estimator": "hierarchical", "kind": "error",
+                                  "message": str(err)})
+        print(f"      bayes: not fitted: {err}", file=sys.stderr)
+        return
+    state["problems"] += [{"step": "bayes", "tool": "", "outcome": b.outcome,
+                           "estimator": "hierarchical", "kind": "warning",
+                           "message": str(w.message)} for w in caught]
+    if not result.converged:
+        state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
+                                  "estimator": "hierarchical", "kind": "non-convergence",
+                                  "message": "; ".join(
+                                      f"{k} {v:.3g}" for k, v in result.diagnostics[
+                                          ["r_hat", "ess_bulk", "ess_tail", "divergences"]
+                                      ].iloc[0].items())})
+    folder = out / "private" / "bayes"
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{treatment}_{b.outcome}"
     result.effects.assign(left_out_department_years=dropped).to_csv(
-        tables / "bayes_effects_flexible_letting_share_employed.csv", index=False)
-    result.diagnostics.to_csv(tables / "bayes_diagnostics.csv", index=False)
-    result.plot().savefig(out / "figures" / "bayes_forest_flexible_letting.png", dpi=110,
-                          metadata={"Software": None})
+        folder / f"effects_{stem}.csv", index=False)
+    result.diagnostics.to_csv(folder / "diagnostics.csv", index=False)
+    result.save(folder / "posterior.nc")
+    (folder / "posterior_config.json").write_text(json.dumps(
+        {"study_config_sha256": config_hash(config), "bayes": dataclasses.asdict(b)}, indent=2,
+        sort_keys=True, default=str) + "\n")
+    fig = result.plot()
+    fig.savefig(folder / f"forest_{stem}.png", dpi=110, metadata={"Software": None})
     pooled = result.effects[result.effects["group"] == "pooled"]
-    cohort = data["cohort_flexible_letting"]
-    rows = data[(cohort > 0) & (data["year"] >= cohort + 1)]
-    mean_exposure = float(rows[treatment].mean())
-    implied = {"treatment": treatment, "n_department_years": len(rows),
-               "mean_exposure": mean_exposure}
-    for col in ("mean", "lower_90", "upper_90", "lower_95", "upper_95"):
-        implied[f"implied_att_{col}"] = float(pooled[col].iloc[0]) * mean_exposure
-    if registers.truth is not None:
-        col = effect_column("share_employed", "flexible_letting")
-        m = rows[["department_id", "year"]].merge(registers.truth[["department_id", "year", col]],
-                                                  on=["department_id", "year"], how="left")
-        implied["truth"] = float(m[col].mean())
-    pd.DataFrame([implied]).to_csv(tables / "bayes_implied_att_flexible_letting.csv", index=False)
+    if treatment.startswith("exposure_"):
+        tool = treatment.removeprefix("exposure_")
+        cohort = data[f"cohort_{tool}"]
+        rows = data[(cohort > 0) & (data["year"] >= cohort + 1)]
+        mean_exposure = float(rows[treatment].mean())
+        implied = {"treatment": treatment, "n_department_years": len(rows),
+                   "mean_exposure": mean_exposure}
+        for col in ("mean", "lower_90", "upper_90", "lower_95", "upper_95"):
+            implied[f"implied_att_{col}"] = float(pooled[col].iloc[0]) * mean_exposure
+        if registers.truth is not None:
+            col = effect_column(b.outcome, tool)
+            m = rows[["department_id", "year"]].merge(
+                registers.truth[["department_id", "year", col]], on=["department_id", "year"],
+                how="left")
+            implied["truth"] = float(m[col].mean())
+        pd.DataFrame([implied]).to_csv(folder / f"implied_att_{stem}.csv", index=False)
     print(pooled.to_string(index=False), file=sys.stderr)
     print(result.diagnostics.to_string(index=False), file=sys.stderr)
 
 
-def _steps(*, simulated: bool, config: RunConfig) -> list[tuple[str, Step]]:
+def _followup(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
+              ) -> None:
+    """The follow-up study design (``[followup]``): unchecked in ``private/followup/``; its
+    tables and documents go through the checks into ``release/followup/``."""
+    from impact import followup, outputs
+
+    f = config.followup
+    frame = state["panel"].frame
+    d = followup.design(frame, outcome=f.outcome, tool=f.tool,
+                        effect_of_interest=f.effect_of_interest, alpha=config.study.alpha,
+                        n_reps=f.n_reps, seed=config.seed)
+    d.write(out / "private" / "followup")
+    state["followup"] = d
+    state["release"] += outputs.followup_tables(d, frame)
+
+
+def _release(out: Path, config: StudyConfig, state: dict[str, Any]) -> Any:
+    """Check and write ``release/``; copy the checked headline to ``tables/headline.csv``."""
+    from impact.report.release import write_released
+
+    release = out / "release"
+    result = write_released(state["release"], release, config, figures=state["figures"])
+    if "headline" in result.released:
+        (out / "tables").mkdir(exist_ok=True)
+        result.released["headline"].to_csv(out / "tables" / "headline.csv", index=False,
+                                           lineterminator="\n")
+    if "followup" in state:
+        _release_followup_documents(state["followup"], release, result)
+    _release_paper_inputs(release, result)
+    return result
+
+
+def _release_paper_inputs(release: Path, result: Any) -> None:
+    """``release/paper/numbers.tex`` and ``headline_table.tex`` from the released frames."""
+    from impact.report import paper
+
+    files = paper.write_inputs(release / "paper", result.released)
+    if files:
+        result.files += files
+        used = [n for n in ("headline", "followup_comparison") if n in result.released]
+        result.status["paper_inputs"] = result.log.add(
+            "paper_inputs", kind="table", status=None,
+            files=[str(f.relative_to(release)) for f in files],
+            comments=[f"generated from the released tables {', '.join(used)}"])
+    else:
+        result.status["paper_inputs"] = result.log.add(
+            "paper_inputs", kind="table", status=None, refused="the headline is not released")
+    result.log.write(release)
+
+
+def _release_followup_documents(design: Any, release: Path, result: Any) -> None:
+    """``design.md``, ``design.tex`` and ``power_curve.png`` show the follow-up tables' cells
+    unsuppressed: written only when every follow-up table passed with nothing suppressed."""
+    from impact.followup import render
+
+    names = [n for n in result.status if n.startswith("followup_")]
+    bad = [n for n in names if result.status[n] != "pass"]
+    folder = release / "followup"
+    docs = {"followup_design_md": "design.md", "followup_design_tex": "design.tex",
+            "followup_power_curve": "power_curve.png"}
+    for name, file in docs.items():
+        kind = "figure" if file.endswith(".png") else "table"
+        if bad or not names:
+            why = (f"it shows the cells of {', '.join(bad)}, which did not pass unsuppressed"
+                   if bad else "no follow-up table was checked")
+            result.status[name] = result.log.add(name, kind=kind, status=None, refused=why)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / file
+        if file == "design.md":
+            path.write_text(render.to_markdown(design), encoding="utf-8")
+        elif file == "design.tex":
+            path.write_text(render.to_latex(design), encoding="utf-8")
+        else:
+            fig = render.plot_power_curves(design)
+            fig.savefig(path, dpi=150, metadata={"Software": None})
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        result.files.append(path)
+        result.status[name] = result.log.add(
+            name, kind=kind, status=None, files=[str(path.relative_to(release))],
+            comments=[f"rendered from the released tables {', '.join(names)}"])
+    result.log.write(release)
+
+
+def _problems(out: Path, state: dict[str, Any]) -> pd.DataFrame:
+    """Every problem of the run in ``private/problems.csv``; counts in
+    ``private/problems_summary.csv`` (returned)."""
+    problems = pd.DataFrame(state["problems"], columns=PROBLEM_COLUMNS).fillna("")
+    problems.to_csv(out / "private" / "problems.csv", index=False)
+    summary = (problems.groupby(["step", "estimator", "kind"], sort=True).size()
+               .rename("count").reset_index())
+    summary.to_csv(out / "private" / "problems_summary.csv", index=False)
+    return summary
+
+
+def _print_problems(summary: pd.DataFrame, stream: Any) -> None:
+    """The problems of the run, counted, on the console."""
+    total = int(summary["count"].sum()) if len(summary) else 0
+    print("", file=stream)
+    if not total:
+        print("Problems: none.", file=stream)
+        return
+    print(f"Problems: {total} (warnings, errors, non-convergence, dropped rows; every message "
+          "in private/problems.csv):", file=stream)
+    print(summary.to_string(index=False), file=stream)
+
+
+def _steps(*, simulated: bool, config: StudyConfig) -> list[tuple[str, Step]]:
     """The steps after validation, in data-flow order."""
     steps: list[tuple[str, Step]] = []
     if simulated:
         steps.append(("Writing simulated registers and calibration table", _write_registers))
     steps.append(("Building the department-year panel", _build_panel))
     steps.append(("Report figures 7.1-7.12 (descriptive trends by group)", _describe))
-    steps.append(("Difference-in-differences: att_gt, TWFE, dose response, Bacon", _estimate))
+    steps.append(("Difference-in-differences: imputation, att_gt, TWFE, dose response, Bacon",
+                  _estimate))
     if config.bayes:
-        steps.append(("Bayesian hierarchical model (PyMC): intensity effects by municipality",
+        steps.append(("Bayesian hierarchical model (PyMC): exposure effects by municipality",
                       _bayes))
+    if config.followup.enabled:
+        steps.append(("Follow-up study design (power on the panel's design)", _followup))
     return steps

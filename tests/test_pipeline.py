@@ -1,8 +1,10 @@
-"""`impact run` end to end on a small simulated world: outputs, provenance, determinism; the CLI."""
+"""`impact run` end to end on a small simulated world: private/ and release/, manifests,
+disclosure log, problems summary, determinism; the CLI."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +18,13 @@ CONFIG = """
 seed = 5
 scale = "small"
 n_boot = 49
-bayes = false
+primary_boot = 49
+
+[bayes]
+enabled = false
+
+[followup]
+n_reps = 2
 """
 
 
@@ -30,28 +38,121 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         out = root / name
         result = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(out)])
         assert result.exit_code == 0, result.output
+        (out / "console.txt").write_text(result.output)
         outs.append(out)
     return outs[0], outs[1]
 
 
 def test_run_writes_every_step(two_runs: tuple[Path, Path]) -> None:
     out, _ = two_runs
-    for rel in ("registers/persons.parquet", "registers/truth.parquet", "calibration.csv",
-                "panel.parquet", "attrition.csv", "figures/report/figure_7_1.png",
-                "figures/report/figure_7_12.png", "figures/report/report_trends.csv",
-                "tables/did_aggregates.csv", "tables/did_twfe.csv", "provenance.json"):
+    for rel in ("private/registers/persons.parquet", "private/registers/truth.parquet",
+                "private/calibration.csv", "private/panel.parquet", "private/attrition.csv",
+                "private/figures/report/figure_7_1.png", "private/figures/report/figure_7_12.png",
+                "private/figures/report/report_trends.csv", "private/tables/did_aggregates.csv",
+                "private/tables/did_twfe.csv", "private/tables/did_att_gt.csv",
+                "private/followup/design.md", "private/problems.csv", "private/manifest.json",
+                "release/tables/headline.csv", "release/tables/headline.tex",
+                "release/tables/report_trends_shares.csv", "release/figures/figure_7_1.png",
+                "release/figures/figure_7_12.png", "release/followup/design.md",
+                "release/followup/followup_comparison.csv", "release/followup/power_curve.png",
+                "release/disclosure_log.csv", "release/disclosure_report.json",
+                "release/manifest.json", "tables/headline.csv"):
         assert (out / rel).is_file(), rel
-    prov = json.loads((out / "provenance.json").read_text())
-    assert prov["config"]["seed"] == 5 and prov["config"]["scale"] == "small"
-    assert set(prov["inputs_sha256"]) == {f"simulated:{t}" for t in (
-        "persons", "households", "departments", "lettings", "tool_adoption")}
-    assert prov["versions"]["impact"]
-    assert "panel.parquet" in prov["outputs_sha256"]
-    agg = pd.read_csv(out / "tables" / "did_aggregates.csv")
+    for folder in ("private", "release"):
+        man = json.loads((out / folder / "manifest.json").read_text())
+        assert man["config"]["run"]["seed"] == 5 and man["config"]["run"]["scale"] == "small"
+        assert man["seed"] == 5
+        assert set(man["inputs_sha256"]) == {f"simulated:{t}" for t in (
+            "persons", "households", "departments", "lettings", "tool_adoption")}
+        assert man["versions"]["impact"] and len(man["data_spec_sha256"]) == 64
+        assert set(man["git"]) == {"commit", "dirty"}
+        # the manifest hashes exactly the files of its folder
+        files = {p.relative_to(out / folder).as_posix() for p in (out / folder).rglob("*")
+                 if p.is_file() and p.name != "manifest.json"}
+        assert set(man["files_sha256"]) == files
+    assert "panel.parquet" in json.loads((out / "private/manifest.json").read_text())[
+        "files_sha256"]
+    agg = pd.read_csv(out / "private" / "tables" / "did_aggregates.csv")
     simple = agg[agg["aggregation"] == "simple"]
     assert len(simple) == 16 and simple["truth"].notna().all()  # 2 tools x 4 outcomes x 2 specs
     assert set(simple["covariates"]) == {"none", "market+supported"}
     assert set(agg["cluster"]) == {"plan_id"}
+
+
+def test_release_holds_only_checked_aggregates(two_runs: tuple[Path, Path]) -> None:
+    out, _ = two_runs
+    release = out / "release"
+    names = {p.name for p in release.rglob("*")}
+    assert not {"panel.parquet", "persons.parquet", "truth.parquet", "did_att_gt.csv",
+                "attrition.csv"} & names
+    report = json.loads((release / "disclosure_report.json").read_text())
+    results = report["results"]
+    assert report["rules"]["min_n"] == 5
+    # every released file is listed in the report, and every listed output has a status
+    listed = {f["name"] for r in results.values() for f in r["files"]}
+    on_disk = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
+    assert on_disk - listed == {"disclosure_log.csv", "disclosure_report.json", "manifest.json"}
+    assert {r["status"] for r in results.values()} <= {"pass", "review", "fail"}
+    assert {"headline", "primary_event_study", "report_trends_shares", "report_trends_income",
+            "followup_strata", "followup_design_md"} <= set(results)
+    # no identifier columns in any released CSV; no released share from fewer than min_n persons
+    from impact.report.disclosure import check_columns
+
+    for path in release.rglob("*.csv"):
+        if path.name == "disclosure_log.csv":
+            continue
+        frame = pd.read_csv(path, comment="#")
+        assert check_columns(frame) == [], path
+    shares = pd.read_csv(release / "tables" / "report_trends_shares.csv", comment="#")
+    shown = shares[shares["value"].notna()]
+    assert (shown["n_persons"] >= 5).all()
+    # the top-level headline is the checked one
+    head = pd.read_csv(out / "tables" / "headline.csv")
+    checked = pd.read_csv(release / "tables" / "headline.csv", comment="#")
+    pd.testing.assert_frame_equal(head, checked)
+    assert not {c for c in head.columns if c.startswith("support_")}
+
+
+def test_console_summarises_problems_and_says_what_may_leave(two_runs: tuple[Path, Path]
+                                                               ) -> None:
+    out, _ = two_runs
+    console = (out / "console.txt").read_text()
+    problems = pd.read_csv(out / "private" / "problems.csv")
+    summary = pd.read_csv(out / "private" / "problems_summary.csv")
+    assert summary["count"].sum() == len(problems)
+    # every problem estimate_all reported is in the run's table
+    did = pd.read_csv(out / "private" / "tables" / "did_problems.csv")
+    assert (problems["step"] == "estimates").sum() >= len(did)
+    if len(problems):
+        assert f"Problems: {len(problems)} " in console
+    else:
+        assert "Problems: none." in console
+    assert "release/ may leave the research server" in console.replace("\n", " ")
+    assert "private/ holds microdata" in console
+
+
+def test_run_refuses_a_foreign_folder_and_replaces_an_earlier_run(tmp_path: Path) -> None:
+    from impact import config, pipeline
+    from impact.errors import ImpactError
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(CONFIG)
+    result = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(foreign)])
+    assert result.exit_code == 2
+    assert "not an earlier impact run" in result.output
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / pipeline.RUN_MARKER).write_text("")
+    (earlier / "stale.csv").write_text("x")
+    pipeline.check_output_folder(earlier)  # accepted: replaced whole by the run
+    pipeline._fresh_output_folder(earlier)
+    assert sorted(p.name for p in earlier.iterdir()) == [pipeline.RUN_MARKER]
+    with pytest.raises(ImpactError, match="not an earlier impact run"):
+        pipeline.run_study(out=foreign, config=config.load(cfg))
 
 
 def test_headline_is_the_primary_specification_with_its_truth(two_runs: tuple[Path, Path]) -> None:
@@ -66,13 +167,13 @@ def test_headline_is_the_primary_specification_with_its_truth(two_runs: tuple[Pa
                                     "not estimable"}
     # The truth column is the truth of the headline's own estimand: the mean tool-specific effect
     # over the department-years behind the estimate (recomputed here from the registers).
-    truth = pd.read_parquet(out / "registers" / "truth.parquet")
-    prim = pd.read_csv(out / "tables" / "did_primary.csv")
+    truth = pd.read_parquet(out / "private" / "registers" / "truth.parquet")
+    prim = pd.read_csv(out / "private" / "tables" / "did_primary.csv")
     assert prim.loc[prim["term"] == "att", "truth"].notna().all()
     fu = head[(head["tool"] == "flexible_letting") & (head["outcome"] == "share_employed")].iloc[0]
     from impact.estimates import prepare, primary
 
-    res = primary(prepare(pd.read_parquet(out / "panel.parquet")), "share_employed", n_boot=0,
+    res = primary(prepare(pd.read_parquet(out / "private" / "panel.parquet")), "share_employed", n_boot=0,
                   seed=0)
     rows = res.rows[res.rows["tool"] == "flexible_letting"]
     assert len(rows) == fu["n_department_years"]
@@ -86,10 +187,13 @@ def test_headline_is_the_primary_specification_with_its_truth(two_runs: tuple[Pa
 
 def test_same_seed_gives_byte_identical_outputs(two_runs: tuple[Path, Path]) -> None:
     a, b = two_runs
-    pa = json.loads((a / "provenance.json").read_text())
-    pb = json.loads((b / "provenance.json").read_text())
-    assert pa["outputs_sha256"] == pb["outputs_sha256"]
-    assert (a / "provenance.json").read_bytes() == (b / "provenance.json").read_bytes()
+    for folder in ("private", "release"):
+        ma = json.loads((a / folder / "manifest.json").read_text())
+        mb = json.loads((b / folder / "manifest.json").read_text())
+        assert ma["files_sha256"] == mb["files_sha256"], folder
+        assert (a / folder / "manifest.json").read_bytes() == (
+            b / folder / "manifest.json").read_bytes()
+    assert (a / "tables/headline.csv").read_bytes() == (b / "tables/headline.csv").read_bytes()
 
 
 def test_simulate_command_writes_tables_and_calibration(tmp_path: Path) -> None:
@@ -116,11 +220,15 @@ def test_panel_command(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('[run]\nscale = "big"\n', "scale must be small, report or national"),
-    ('[run]\nn_boot = "49"\n', "n_boot must be a non-negative integer"),
-    ('[run]\nworld = "mars"\n', "world must be factual or placebo"),
-    ("[bayes]\ndraws = 10\n", "unknown table(s) bayes"),
-    ("[run\n", "cannot read the configuration"),
+    ('[run]\nscale = "big"\n', "[run].scale: 'big' is not allowed; allowed: small, report, "
+                                "national"),
+    ('[run]\nn_boot = "49"\n', "[run].n_boot must be an integer"),
+    ('[run]\nprimary_boot = -1\n', "[run].primary_boot must be >= 0"),
+    ('[run]\nworld = "mars"\n', "[run].world: 'mars' is not allowed; allowed: factual, placebo"),
+    ("[bayes]\ndraws = 0\n", "[bayes].draws must be >= 1"),
+    ("[bayesian]\ndraws = 10\n", "unknown table(s) [bayesian]"),
+    ("[followup]\nn_reps = 1.5\n", "[followup].n_reps must be an integer"),
+    ("[run\n", "not valid TOML"),
 ])
 def test_bad_config_value_exits_2_and_writes_nothing(tmp_path: Path, body: str,
                                                      message: str) -> None:
@@ -138,5 +246,44 @@ def test_unknown_config_key_exits_2(tmp_path: Path) -> None:
     cfg.write_text("[run]\nsed = 1\n")
     result = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert "unknown [run] setting(s): sed" in result.output
+    assert "unknown key [run].sed" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_simulate_scale_agrees_with_the_config(tmp_path: Path) -> None:
+    from impact.config import SCALES
+
+    result = CliRunner().invoke(app, ["simulate", "--out", str(tmp_path / "s"), "--scale", "big"])
+    assert result.exit_code == 2
+    assert f"--scale must be {', '.join(SCALES[:-1])} or {SCALES[-1]}, not 'big'" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("latexmk") is None, reason="latexmk not installed")
+def test_paper_compiles_from_the_release(two_runs: tuple[Path, Path]) -> None:
+    out, _ = two_runs
+    numbers = (out / "release" / "paper" / "numbers.tex").read_text()
+    head = pd.read_csv(out / "tables" / "headline.csv")
+    row = head[(head["tool"] == "flexible_letting") & (head["outcome"] == "share_employed")]
+    est = float(row["estimate"].iloc[0])
+    shown = f"{est:.3f}".replace("-", "$-$")
+    assert f"\\newcommand{{\\FlexibleLettingShareEmployedEstimate}}{{{shown}}}" in numbers
+    result = CliRunner().invoke(app, ["paper", "--results", str(out)])
+    assert result.exit_code == 0, result.output
+    pdf = out / "paper" / "main.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    log = (out / "paper" / "main.log").read_text(errors="replace")
+    assert "Undefined control sequence" not in log and "LaTeX Warning: Reference" not in log
+
+
+@pytest.mark.parametrize("name", ["default.toml", "small.toml"])
+def test_shipped_configs_load(name: str) -> None:
+    from impact import config
+
+    cfg = config.load(Path(__file__).parents[1] / "analyses" / "config" / name)
+    assert cfg.scale in config.SCALES and cfg.world == "factual"
+    if name == "default.toml":  # every key written out with its default
+        assert config.to_dict(cfg) == config.to_dict(config.load(None))
+    else:
+        assert (cfg.scale, cfg.bayes, cfg.followup.n_reps) == ("small", False, 10)

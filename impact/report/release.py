@@ -63,6 +63,8 @@ class CellTable:
         Columns blanked in a suppressed row (the count columns of ``frame`` are always blanked too).
     title, notes
         Caption and notes of the exported table.
+    folder
+        Subfolder of ``release/`` the table is written into (default ``tables``).
     """
 
     name: str
@@ -72,6 +74,7 @@ class CellTable:
     value_columns: tuple[str, ...]
     title: str = ""
     notes: TableNotes | Sequence[str] = ()
+    folder: str = "tables"
 
     @classmethod
     def from_micro(cls, name: str, micro: pd.DataFrame, by: Sequence[str], *, statistic: str,
@@ -129,7 +132,8 @@ class MarginTable:
 
     ``values`` holds the interior cells, ``evidence`` the frames of
     :func:`~impact.report.disclosure.table_evidence` (margins included). ``fixed_margins``: the
-    totals are released elsewhere and may not be suppressed here.
+    totals are released elsewhere and may not be suppressed here. ``folder``: subfolder of
+    ``release/`` (default ``tables``).
     """
 
     name: str
@@ -139,6 +143,7 @@ class MarginTable:
     title: str = ""
     notes: TableNotes | Sequence[str] = ()
     fixed_margins: bool = False
+    folder: str = "tables"
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,7 @@ class ModelTable:
     Rows that break a model rule have ``value_columns`` blanked; the support columns named in
     ``residual_df``, ``departments`` and ``persons`` must be present (see
     :func:`~impact.report.disclosure.check_model_rows`) and are dropped from the released file
-    unless ``keep_support``.
+    unless ``keep_support``. ``folder``: subfolder of ``release/`` (default ``tables``).
     """
 
     name: str
@@ -160,6 +165,7 @@ class ModelTable:
     keep_support: bool = False
     title: str = ""
     notes: TableNotes | Sequence[str] = ()
+    folder: str = "tables"
 
 
 @dataclass(frozen=True)
@@ -248,7 +254,7 @@ def write_released(tables: Sequence[ReleaseTable], out_dir: str | Path, config: 
             result.status[table.name] = log.add(table.name, kind=kind, status=None,
                                                 refused="; ".join(reasons))
             continue
-        paths = export_table(frame, out / "tables" / table.name, title=table.title or table.name,
+        paths = export_table(frame, out / table.folder / table.name, title=table.title or table.name,
                              notes=table.notes, formats=formats)
         result.files += list(paths.values())
         result.released[table.name] = frame
