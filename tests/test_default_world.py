@@ -36,7 +36,7 @@ def summary():
 
 @pytest.mark.slow
 def test_primary_is_unbiased_and_covers_on_placebo_and_factual(summary) -> None:
-    reps, table = summary
+    _reps, table = summary
     prim = table[table["spec"] == "primary"]
     assert len(prim) == 16 and (prim["n"] == N_SEEDS).all()
     worst = prim.loc[prim["mean_bias_in_se"].abs().idxmax()]
