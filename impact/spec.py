@@ -30,7 +30,9 @@ from impact.errors import DataSpecError, Violation
 from impact.registers import TABLES, Registers
 
 MAX_EXAMPLES = 10
-DTYPES = ("int", "float", "bool", "str")
+DTYPES = ("int", "float", "bool", "str", "id")
+"""Column types of the contract. ``id`` is an identifier: integers or text, as delivered (see
+:func:`id_kind`); the same value means the same unit in every table."""
 
 
 def spec_dir() -> Path:
@@ -232,10 +234,38 @@ class _Collector:
             )
 
 
+def id_kind(series: pd.Series) -> str | None:
+    """The kind of an identifier column: ``"int"`` (an integer dtype), ``"str"`` (text only) or
+    ``None`` (anything else: floats, booleans, integers mixed with text).
+
+    Identifiers (dtype ``id`` in ``data_spec/``) are taken as they come: pseudonymised integers, or
+    text such as Statistics Denmark's string PNRs or Landsbyggefonden's ``"0101-003"`` department
+    codes. A value is compared as it is: the integer 5 and the text ``"5"`` are different ids.
+    """
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_string_dtype(series) and series.dtype != object:
+        return "str"
+    if series.dtype == object:
+        values = series[series.notna()]
+        if values.map(type).eq(str).all():
+            return "str"
+    return None
+
+
 def _dtype_ok(series: pd.Series, dtype: str) -> tuple[bool, np.ndarray]:
     """Whether a column holds the kind of values ``dtype`` asks for; the mask marks the bad rows."""
     nonnull = series.notna().to_numpy()
     none = np.zeros(len(series), dtype=bool)
+    if dtype == "id":
+        if id_kind(series) is not None:
+            return True, none
+        if series.dtype == object:  # integers mixed with text (or other objects): the non-text rows
+            bad = nonnull & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+            return False, bad if bad.any() else nonnull
+        return _dtype_ok(series, "int")  # numbers: the rows that are not whole numbers
     if dtype == "str":
         if pd.api.types.is_string_dtype(series) or series.dtype == object:
             bad = nonnull & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
@@ -282,16 +312,17 @@ def _check_table(name: str, frame: pd.DataFrame, spec: Spec) -> tuple[list[Viola
                 )
             continue
         series = frame[cspec.name]
-        ok, bad = _dtype_ok(series, cspec.dtype)
-        if not ok:
-            col.add(cspec.name, "dtype", bad if bad.any() else series.notna().to_numpy(),
-                    f"expected {cspec.dtype}, found {series.dtype}")
-            continue
-        usable.add(cspec.name)
         isnull = series.isna().to_numpy()
-        if not cspec.nullable:
+        if not cspec.nullable:  # checked whatever the values' type, so it is never hidden
             col.add(cspec.name, "not null", isnull)
         nonnull = ~isnull
+        ok, bad = _dtype_ok(series, cspec.dtype)
+        if not ok:
+            expected = "integers or text" if cspec.dtype == "id" else cspec.dtype
+            col.add(cspec.name, "dtype", bad if bad.any() else series.notna().to_numpy(),
+                    f"expected {expected}, found {_found(series)}")
+            continue
+        usable.add(cspec.name)
         if cspec.codes is not None:
             allowed = pd.Series(cspec.codes)
             if cspec.dtype == "int":
@@ -323,12 +354,39 @@ def _check_table(name: str, frame: pd.DataFrame, spec: Spec) -> tuple[list[Viola
     return col.violations, usable
 
 
-def _as_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """One int64 per row for a (possibly composite) integer key, for fast membership tests."""
-    if len(columns) == 1:
-        return frame[columns[0]].astype("Int64")
-    # id * 10_000 + year: years are 4-digit and ids stay far below 9e14.
-    return frame[columns[0]].astype("Int64") * 10_000 + frame[columns[1]].astype("Int64")
+def _found(series: pd.Series) -> str:
+    """The type a column was found to hold, for messages (``str`` rather than ``object``)."""
+    if series.dtype == object:
+        kinds = sorted({type(v).__name__ for v in series[series.notna()].head(10_000)})
+        return " and ".join(kinds) or "object"
+    return str(series.dtype)
+
+
+def _id_codes(child: pd.Series, parent: pd.Series
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Integers for the values of two id columns, equal where the values are equal, and where
+    each is set (not null).
+
+    Integer ids are their own codes; other ids are numbered jointly (hashing, once).
+    """
+    cset, pset = child.notna().to_numpy(), parent.notna().to_numpy()
+    if pd.api.types.is_integer_dtype(child) and pd.api.types.is_integer_dtype(parent):
+        return (child.to_numpy(dtype="int64", na_value=0), cset,
+                parent.to_numpy(dtype="int64", na_value=0), pset)
+    both = np.concatenate([child.to_numpy(dtype=object), parent.to_numpy(dtype=object)])
+    codes = pd.factorize(both, use_na_sentinel=True)[0].astype("int64")
+    return codes[: len(child)], cset, codes[len(child):], pset
+
+
+def _key_codes(cframe: pd.DataFrame, cols: list[str], pframe: pd.DataFrame, pcols: list[str]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One int64 per row of a (possibly composite: id, year) key of the child table, whether it is
+    set, and the parent's keys (the set ones)."""
+    ckey, cset, pkey, pset = _id_codes(cframe[cols[0]], pframe[pcols[0]])
+    if len(cols) == 2:  # code * 10_000 + year: years are 4-digit, codes stay far below 9e14
+        ckey = ckey * 10_000 + cframe[cols[1]].to_numpy(dtype="int64")
+        pkey = pkey * 10_000 + pframe[pcols[1]].to_numpy(dtype="int64")
+    return ckey, cset, pkey[pset]
 
 
 def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]], spec: Spec
@@ -339,12 +397,15 @@ def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]
         if not (set(cols) <= usable.get(child, set()) and set(pcols) <= usable.get(parent, set())):
             return
         cframe, pframe = tables[child], tables[parent]
-        ckey = _as_key(cframe, cols)
-        pkey = _as_key(pframe, pcols).dropna().unique()
-        present = ckey.notna().to_numpy()
-        inside = ckey.isin(pkey).to_numpy()
+        ckey, present, pkey = _key_codes(cframe, cols, pframe, pcols)
+        inside = pd.Index(pkey).unique().get_indexer(ckey) >= 0
+        detail = f"must exist in {parent}.{'+'.join(pcols)}"
+        kinds = id_kind(cframe[cols[0]]), id_kind(pframe[pcols[0]])
+        if kinds[0] != kinds[1]:
+            detail += (f"; {child}.{cols[0]} holds {kinds[0]} ids and {parent}.{pcols[0]} "
+                       f"{kinds[1]} ids: the integer 5 and the text '5' are different ids")
         c = _Collector(child, cframe, spec.tables[child].key)
-        c.add("+".join(cols), rule, present & ~inside, f"must exist in {parent}.{'+'.join(pcols)}")
+        c.add("+".join(cols), rule, present & ~inside, detail)
         out.extend(c.violations)
 
     for tname, tspec in spec.tables.items():
