@@ -58,7 +58,8 @@ def validate(
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write <table>.parquet into.")],
     seed: Annotated[int, typer.Option(help="Random seed (same seed = byte-identical tables).")] = 0,
-    scale: Annotated[str, typer.Option(help="report (about 500 supported departments) or "
+    scale: Annotated[str, typer.Option(help="small (about 130 supported departments, for "
+                                       "checks), report (about 500 supported departments) or "
                                        "national (about 7,000 departments).")] = "report",
     calibration: Annotated[bool, typer.Option("--calibration", help="Print simulated values "
                                               "next to the 2015 report's figures.")] = False,
@@ -67,8 +68,8 @@ def simulate(
     from impact import io
     from impact import simulate as sim
 
-    if scale not in ("report", "national"):
-        _fail(ImpactError(f"--scale must be report or national, not {scale!r}"))
+    if scale not in ("small", "report", "national"):
+        _fail(ImpactError(f"--scale must be small, report or national, not {scale!r}"))
     typer.echo(f"simulating registers (seed {seed}, scale {scale}) ...", err=True)
     registers = sim.registers(seed=seed, scale=scale)
     written = io.write_registers(registers, out)

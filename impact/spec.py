@@ -36,11 +36,18 @@ DTYPES = ("int", "float", "bool", "str", "id")
 
 
 def spec_dir() -> Path:
-    """The folder of the data contract: ``$IMPACT_DATA_SPEC`` or ``data_spec/`` beside the package."""
+    """The folder of the data contract.
+
+    In this order: ``$IMPACT_DATA_SPEC``; ``impact/data_spec/`` inside the installed package (a
+    wheel carries the contract as package data, mapped from the top-level folder by
+    ``pyproject.toml``); ``data_spec/`` beside the package in a source checkout.
+    """
     env = os.environ.get("IMPACT_DATA_SPEC")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "data_spec"
+    here = Path(__file__).resolve().parent
+    packaged = here / "data_spec"
+    return packaged if (packaged / "study.toml").is_file() else here.parent / "data_spec"
 
 
 @dataclass(frozen=True)

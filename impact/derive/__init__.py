@@ -1,0 +1,1 @@
+"""``impact derive``: the five contract tables from Statistics Denmark's register extracts."""
