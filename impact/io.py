@@ -39,6 +39,8 @@ def _conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
         if cspec.name not in out.columns:
             continue
         s = out[cspec.name]
+        if isinstance(s.dtype, pd.CategoricalDtype):  # dictionary-encoded parquet: the values
+            s = out[cspec.name] = s.astype(s.cat.categories.dtype)
         if cspec.dtype == "id":
             out[cspec.name] = _conform_id(s)
         elif cspec.dtype == "int" and not pd.api.types.is_integer_dtype(s):
@@ -128,6 +130,8 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
 def unreadable(table: str, path: Path, err: BaseException) -> DataSpecError:
     """The error for a table file that cannot be read, naming the table and the file."""
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, UnicodeDecodeError):
+        reason = f"not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8"
     return DataSpecError(
         [Violation(table, "*", "readable file", 0, (path.name,),
                    f"cannot be read as {path.suffix.lstrip('.') or 'a table'}: {reason}")],

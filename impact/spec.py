@@ -365,7 +365,7 @@ def _found(series: pd.Series) -> str:
     """The type a column was found to hold, for messages (``str`` rather than ``object``)."""
     if series.dtype == object:
         kinds = sorted({type(v).__name__ for v in series[series.notna()].head(10_000)})
-        return " and ".join(kinds) or "object"
+        return f"object ({' and '.join(kinds)} values)" if kinds else "object"
     return str(series.dtype)
 
 
@@ -447,7 +447,42 @@ def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]
             c.add("start_year", "adoption years", start > spec.study.last_year,
                   f"start_year must be <= {spec.study.last_year}")
     out.extend(c.violations)
+    if {"department_id", "plan_id", "tool", "start_year", "end_year"} <= au:
+        out.extend(_overlapping_spells(adoption))
     return out
+
+
+def _overlapping_spells(adoption: pd.DataFrame) -> list[Violation]:
+    """Spells of one tool for one unit (department or plan) whose years overlap: survey answers or
+    agreements that contradict each other (which share, which start?). Every row involved is
+    counted; examples name the row, its unit, tool and years."""
+    dept, plan = adoption["department_id"], adoption["plan_id"]
+    unit = np.where(dept.notna(), "department_id=" + dept.astype(str),
+                    "plan_id=" + plan.astype(str))
+    frame = pd.DataFrame({
+        "unit": unit, "tool": adoption["tool"].to_numpy(),
+        "start": adoption["start_year"].to_numpy(dtype="float64", na_value=np.nan),
+        "end": adoption["end_year"].to_numpy(dtype="float64", na_value=np.nan),
+        "row": np.arange(len(adoption))})
+    frame = frame[frame["start"].notna() & frame["tool"].notna()]
+    frame["end"] = frame["end"].fillna(np.inf)  # null = still in force
+    frame = frame.sort_values(["unit", "tool", "start", "end"], kind="stable")
+    groups = frame.groupby(["unit", "tool"], sort=False)
+    reach = groups["end"].cummax()  # the latest end so far within the unit and tool
+    later = frame["start"] <= reach.groupby([frame["unit"], frame["tool"]]).shift()
+    earlier = groups["start"].shift(-1) <= reach
+    bad = frame[later.to_numpy() | earlier.to_numpy()].sort_values("row")
+    if bad.empty:
+        return []
+
+    def years(r: pd.Series) -> str:
+        return f"{int(r.start)}-{'' if np.isinf(r.end) else int(r.end)}"
+
+    examples = tuple(f"row {r.row}: {r.unit}, {r.tool} {years(r)}"
+                     for r in bad.head(MAX_EXAMPLES).itertuples())
+    return [Violation("tool_adoption", "department_id/plan_id+tool+start_year+end_year",
+                      "overlapping spells", len(bad), examples,
+                      "two spells of one tool for one unit must not overlap in years")]
 
 
 def check(registers: Registers | Mapping[str, pd.DataFrame], *, spec: Spec | None = None
