@@ -80,6 +80,33 @@ def simulate(
 
 
 @app.command()
+def derive(
+    extracts: Annotated[Path, typer.Option("--extracts", help="Folder of register extracts "
+                                           "(BEF, UDDA, AKM, FAIK/IND, LBF files, survey) as "
+                                           ".sas7bdat, .xpt, .parquet or .csv; see "
+                                           "data_spec/registers/.")],
+    out: Annotated[Path, typer.Option("--out", help="Register folder to write the five "
+                                      "tables (<table>.parquet) and derive_attrition.csv into.")],
+    memory_limit: Annotated[str | None, typer.Option(help="DuckDB memory limit, e.g. 12GB "
+                                                     "(it spills to disk beyond).")] = None,
+) -> None:
+    """Derive the five contract tables from Statistics Denmark's register extracts, validated.
+
+    Bad extracts (a missing register, year or column, unknown codes, a duplicate PNR-year, an
+    unreadable file) are listed and exit 2; nothing is written.
+    """
+    from impact import derive as derive_mod
+
+    try:
+        result = derive_mod.derive(extracts, out, memory_limit=memory_limit)
+    except DataSpecError as err:
+        _fail(err)
+    typer.echo(result.attrition.to_string(index=False), err=True)
+    typer.echo("wrote " + ", ".join(f"{k} {v:,} rows" for k, v in result.rows.items())
+               + f" to {result.folder}", err=True)
+
+
+@app.command()
 def panel(
     data: Annotated[Path, typer.Option("--data", help="Register folder (parquet or CSV).")],
     out: Annotated[Path, typer.Option("--out", help="Parquet file for the department-year panel.")],
