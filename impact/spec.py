@@ -356,7 +356,7 @@ def _check_table(name: str, frame: pd.DataFrame, spec: Spec) -> tuple[list[Viola
                     col.add(cspec.name, "adoption year", nonnull & ((values < lo) | (values > hi)),
                             f"years {lo}-{hi}")
     if tspec.key and all(k in usable for k in tspec.key):
-        dup = frame.duplicated(list(tspec.key), keep=False).to_numpy()
+        dup = _duplicated(frame, list(tspec.key))
         col.add("+".join(tspec.key), "unique key", dup)
     return col.violations, usable
 
@@ -396,6 +396,59 @@ def _key_codes(cframe: pd.DataFrame, cols: list[str], pframe: pd.DataFrame, pcol
     return ckey, cset, pkey[pset]
 
 
+# Dense slot tables (one slot per id and year) serve keys while they have at most this many slots
+# per row (or this many in all); else hashing.
+_DENSE_SLOTS_PER_ROW = 2
+_DENSE_MIN_SLOTS = 1 << 20
+
+
+def _dense_slots(ids: list[np.ndarray], years: list[np.ndarray] | None
+                 ) -> tuple[list[np.ndarray], int] | None:
+    """One slot per row for (integer id[, year]) keys of several arrays, jointly numbered:
+    ``(id - lo) * width + year - first year``, and the number of slots; ``None`` when the ids are
+    too sparse for a table (then hashing serves)."""
+    nonempty = [a for a in ids if len(a)]
+    if not nonempty:
+        return None
+    lo, hi = min(int(a.min()) for a in nonempty), max(int(a.max()) for a in nonempty)
+    ylo, width = 0, 1
+    if years is not None:
+        ys = [y for y in years if len(y)]
+        ylo = min(int(y.min()) for y in ys)
+        width = max(int(y.max()) for y in ys) - ylo + 1
+    size = (hi - lo + 1) * width
+    if size > max(_DENSE_SLOTS_PER_ROW * sum(len(a) for a in ids), _DENSE_MIN_SLOTS):
+        return None
+    slots = []
+    for i, a in enumerate(ids):
+        slot = a - lo
+        if years is not None:
+            slot = slot * width + (years[i] - ylo)
+        slots.append(slot)
+    return slots, size
+
+
+def _int_key(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The id (and year) arrays of a key of one or two non-null integer columns, else ``None``."""
+    if not 1 <= len(columns) <= 2 or not all(
+            pd.api.types.is_integer_dtype(frame[c]) and not frame[c].hasnans for c in columns):
+        return None
+    ids = frame[columns[0]].to_numpy(dtype="int64")
+    return ids, frame[columns[1]].to_numpy(dtype="int64") if len(columns) == 2 else None
+
+
+def _duplicated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Rows whose key occurs more than once (all of them): a count per slot of a dense table for
+    integer keys (no hashing: the cost of national-scale validation), else pandas hashing."""
+    key = _int_key(frame, columns)
+    dense = _dense_slots([key[0]], None if key[1] is None else [key[1]]) if key else None
+    if dense is None:
+        return frame.duplicated(columns, keep=False).to_numpy()
+    (slot,), size = dense
+    counts = np.bincount(slot, minlength=size)
+    return counts[slot] > 1
+
+
 def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]], spec: Spec
                      ) -> list[Violation]:
     out: list[Violation] = []
@@ -404,8 +457,25 @@ def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]
         if not (set(cols) <= usable.get(child, set()) and set(pcols) <= usable.get(parent, set())):
             return
         cframe, pframe = tables[child], tables[parent]
-        ckey, present, pkey = _key_codes(cframe, cols, pframe, pcols)
-        inside = pd.Index(pkey).unique().get_indexer(ckey) >= 0
+        inside = present = None
+        ck, pk = _int_key(cframe, cols[:1]), _int_key(pframe, pcols)
+        if ck is None and pk is not None and len(pk[0]) and pd.api.types.is_integer_dtype(
+                cframe[cols[0]]) and (len(cols) == 1 or not cframe[cols[1]].hasnans):
+            present = cframe[cols[0]].notna().to_numpy()  # a nullable integer id: nulls read
+            ck = (cframe[cols[0]].to_numpy(dtype="int64", na_value=int(pk[0][0])), None)  # as
+            # a parent's id, so that every slot is in the table; `present` leaves them out
+        if ck is not None and pk is not None:
+            cyear = cframe[cols[1]].to_numpy(dtype="int64") if len(cols) == 2 else None
+            dense = _dense_slots([ck[0], pk[0]], None if cyear is None else [cyear, pk[1]])
+            if dense is not None:  # a table of the parent's keys (no hashing)
+                (cslot, pslot), size = dense
+                table = np.zeros(size, dtype=bool)
+                table[pslot] = True
+                inside = table[cslot]
+                present = np.ones(len(cslot), dtype=bool) if present is None else present
+        if inside is None:
+            ckey, present, pkey = _key_codes(cframe, cols, pframe, pcols)
+            inside = pd.Index(pkey).unique().get_indexer(ckey) >= 0
         detail = f"must exist in {parent}.{'+'.join(pcols)}"
         kinds = id_kind(cframe[cols[0]]), id_kind(pframe[pcols[0]])
         if kinds[0] != kinds[1]:

@@ -144,3 +144,28 @@ def test_panel_from_text_ids_equals_integer_panel(simulated: Registers, tmp_path
     assert result.exit_code == 0, result.output
     written = pd.read_parquet(tmp_path / "panel.parquet")
     assert written["department_id"].tolist() == built.frame["department_id"].tolist()
+
+
+def test_sparse_integer_ids_give_the_violations_of_dense_ones() -> None:
+    """Dense ids are checked with slot tables, sparse ones by hashing: the same rules break."""
+    reg = tiny_registers()
+    persons = pd.concat([reg.persons, reg.persons.iloc[[0]]], ignore_index=True)  # dup key
+    persons.loc[1, "household_id"] = 999  # no such household-year
+    lettings = reg.lettings.assign(person_id=pd.array([1, 77], dtype="Int64"))  # no person 77
+    dense = reg.replace(persons=persons, lettings=lettings)
+    big = 10**15
+
+    def sparse(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame.copy()
+        for c in ("person_id", "household_id", "department_id"):
+            if c in out:
+                out[c] = out[c] * big + 7
+        return out
+
+    sparse_reg = dense.replace(**{t: sparse(f) for t, f in dense.tables().items()})
+    summary = [[(v.table, v.column, v.rule, v.n_rows) for v in spec.check(r)]
+               for r in (dense, sparse_reg)]
+    assert summary[0] == summary[1] == [
+        ("persons", "person_id+year", "unique key", 2),
+        ("lettings", "person_id", "foreign key", 1),
+        ("persons", "household_id+year", "foreign key (household-year)", 1)]
