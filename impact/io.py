@@ -34,7 +34,7 @@ def _conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     :func:`impact.spec.validate` reports it with its row.
     """
     tspec = spec_mod.load().tables[table]
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never written into
     for cspec in tspec.columns:
         if cspec.name not in out.columns:
             continue
