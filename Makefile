@@ -23,8 +23,8 @@ test: install
 	$(PY) -m pytest -q -m slow -n 2 || test $$? -eq 5
 	$(MAKE) wheel-check
 
-# The wheel in a fresh virtual environment: impact simulate/validate/panel outside the checkout
-# (about 20 s: small simulated registers).
+# The wheel in a fresh virtual environment: impact simulate/validate/panel/derive outside the checkout
+# (about 30 s: small simulated registers).
 wheel-check: install
 	scripts/check_wheel.sh $(PY) build/wheel-check
 

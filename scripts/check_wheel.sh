@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the wheel, install it into a fresh virtual environment and run `impact simulate`,
-# `impact validate` and `impact panel` from it, outside the source checkout: the data contract
-# must come from the installed package. Usage: scripts/check_wheel.sh DEV_PYTHON [WORK_DIR]
+# `impact validate`, `impact panel` and `impact derive` from it, outside the source checkout: the
+# data contract must come from the installed package. Usage: scripts/check_wheel.sh DEV_PYTHON [WORK_DIR]
 # The fresh environment borrows the dev environment's third-party packages through a .pth file
 # (not its editable `impact`, whose finder a .pth path line does not run), so nothing is
 # downloaded a second time.
@@ -9,7 +9,7 @@ set -euo pipefail
 dev_python="$1"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mkdir -p "${2:-$root/build/wheel-check}" && cd "${2:-$root/build/wheel-check}" && pwd)"
-rm -rf "$work/dist" "$work/venv" "$work/data" "$work/run"
+rm -rf "$work/dist" "$work/venv" "$work/data" "$work/run" "$work/extracts" "$work/derived"
 isolation=--no-build-isolation
 "$dev_python" -c "import setuptools" 2>/dev/null || isolation=
 "$dev_python" -m pip wheel --quiet --no-deps $isolation -w "$work/dist" "$root"
@@ -36,4 +36,9 @@ PY
 "$work/venv/bin/impact" validate "$work/data"
 "$work/venv/bin/impact" panel --data "$work/data" --out "$work/run/panel.parquet"
 test -s "$work/run/panel.parquet"
+# impact derive from raw extracts (its register catalogue, data_spec/registers/, is package data too)
+"$work/venv/bin/python" -c "import sys; from impact import io; from impact.derive.synthetic import \
+write_extracts; write_extracts(io.read_registers(sys.argv[1]), sys.argv[2])" "$work/data" "$work/extracts"
+"$work/venv/bin/impact" derive --extracts "$work/extracts" --out "$work/derived"
+"$work/venv/bin/impact" validate "$work/derived"
 echo "wheel check passed"
