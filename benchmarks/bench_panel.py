@@ -154,7 +154,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, help="keep the generated register in this folder")
     ap.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--generate", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate:
+        generate(Path(args.generate[0]), int(args.generate[1]))
+        return
     if args.child:
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         res = run_engine(*args.child)
@@ -169,9 +173,12 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         if (folder / "persons.parquet").exists():
             n = len(pd.read_parquet(folder / "persons.parquet", columns=["year"]))
-        else:
+        else:  # in a subprocess: Linux keeps a process's peak memory across fork + exec, so
+            # children forked from a parent that held the data would report its peak as theirs
             t0 = time.perf_counter()
-            n = generate(folder, args.persons)
+            subprocess.run([sys.executable, __file__, "--generate", str(folder),
+                            str(args.persons)], check=True)
+            n = len(pd.read_parquet(folder / "persons.parquet", columns=["year"]))
             print(f"generated {n:,} person-years in {time.perf_counter() - t0:.1f} s",
                   file=sys.stderr)
         # engines take turns, so that load from other processes hits them alike

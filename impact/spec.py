@@ -255,11 +255,14 @@ def id_kind(series: pd.Series) -> str | None:
         return "int"
     if pd.api.types.is_string_dtype(series) and series.dtype != object:
         return "str"
-    if series.dtype == object:
-        values = series[series.notna()]
-        if values.map(type).eq(str).all():
-            return "str"
+    if series.dtype == object and _all_text(series):
+        return "str"
     return None
+
+
+def _all_text(series: pd.Series) -> bool:
+    """Whether every non-null value is a ``str`` (one pass in C: national-scale id columns)."""
+    return pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
 
 
 def _dtype_ok(series: pd.Series, dtype: str) -> tuple[bool, np.ndarray]:
@@ -275,6 +278,8 @@ def _dtype_ok(series: pd.Series, dtype: str) -> tuple[bool, np.ndarray]:
         return _dtype_ok(series, "int")  # numbers: the rows that are not whole numbers
     if dtype == "str":
         if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            if _all_text(series):
+                return True, none
             bad = nonnull & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
             return not bad.any(), bad
         return False, nonnull
