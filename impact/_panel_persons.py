@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from impact.registers import factorize_ids
+
 # bits of the move flags of a cell
 MOVED_IN, FROM_SOCIAL_HOUSING, ARRIVED, STAYED, MOVED_OUT, TO_SOCIAL_HOUSING, EXITED = (
     1, 2, 4, 8, 16, 32, 64)
@@ -562,16 +564,8 @@ def encode_ids(tables: dict[str, pd.DataFrame]
         present = [(t, c) for t, c in columns if c in out[t]]
         if all(pd.api.types.is_integer_dtype(out[t][c]) for t, c in present):
             continue
-        parts = [out[t][c].to_numpy(dtype=object) for t, c in present]
-        joint = np.concatenate(parts)
-        try:
-            codes, uniques = pd.factorize(joint, sort=True)
-        except TypeError:  # integers mixed with text (not valid data): any order
-            codes, uniques = pd.factorize(joint)
-        values[domain] = np.asarray(uniques, dtype=object)
-        for (t, c), part in zip(present, np.split(codes, np.cumsum([len(p) for p in parts])[:-1]),
-                                strict=True):
-            part = part.astype(np.int64, copy=False)
+        codes, values[domain] = factorize_ids([out[t][c] for t, c in present], sort=True)
+        for (t, c), part in zip(present, codes, strict=True):
             column = (pd.array(np.where(part < 0, 0, part), dtype="Int64") if (part < 0).any()
                       else part)
             if (part < 0).any():

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from impact.errors import DataSpecError, Violation
-from impact.registers import TABLES, Registers
+from impact.registers import TABLES, Registers, factorize_ids
 
 MAX_EXAMPLES = 10
 DTYPES = ("int", "float", "bool", "str", "id")
@@ -385,9 +385,8 @@ def _id_codes(child: pd.Series, parent: pd.Series
     if pd.api.types.is_integer_dtype(child) and pd.api.types.is_integer_dtype(parent):
         return (child.to_numpy(dtype="int64", na_value=0), cset,
                 parent.to_numpy(dtype="int64", na_value=0), pset)
-    both = np.concatenate([child.to_numpy(dtype=object), parent.to_numpy(dtype=object)])
-    codes = pd.factorize(both, use_na_sentinel=True)[0].astype("int64")
-    return codes[: len(child)], cset, codes[len(child):], pset
+    (ccodes, pcodes), _ = factorize_ids([child, parent], sort=False)
+    return ccodes, cset, pcodes, pset
 
 
 def _key_codes(cframe: pd.DataFrame, cols: list[str], pframe: pd.DataFrame, pcols: list[str]
