@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from impact import spec as spec_mod
 from impact.errors import DataSpecError, Violation
@@ -113,7 +114,9 @@ def read_table(path: Path, table: str) -> pd.DataFrame:
     ids = [c.name for c in spec_mod.load().tables[table].columns if c.dtype == "id"]
     try:
         if path.suffix == ".parquet":
-            frame = pd.read_parquet(path)
+            # one block per column (no consolidation copy), Arrow buffers freed as converted:
+            # about half the time and peak memory of pandas.read_parquet for the persons table
+            frame = pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
         else:
             frame = pd.read_csv(path, low_memory=False, encoding="utf-8",
                                 dtype={c: str for c in ids})
