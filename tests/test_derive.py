@@ -200,3 +200,16 @@ def test_bad_extracts_are_a_data_spec_error_listing_every_problem(tmp_path: Path
         derive.derive(folder, tmp_path / "out")
     found = {(v.table, v.column, v.rule) for v in info.value.violations}
     assert found == {("udda", "HFAUDD", "allowed codes"), ("akm", "SOCIO13", "allowed codes")}
+
+
+def test_bad_text_far_down_a_csv_extract_is_named(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 after the rows DuckDB samples: still a clear error, exit 2."""
+    folder = write_extracts(tiny_registers(), tmp_path / "x", fmt="csv")
+    path = folder / "akm2003.csv"
+    extra = "".join(f"{10_000 + i},131\n" for i in range(50_000)).encode()
+    path.write_bytes(path.read_bytes() + extra + b"\xff\xfe,131\n")
+    result = CliRunner().invoke(app, ["derive", "--extracts", str(folder),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "akm.*: readable file" in result.output and "akm2003.csv" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

@@ -134,6 +134,15 @@ def _attrition(con: duckdb.DuckDBPyConnection, ex: Extracts, folder: Path) -> pd
                                        "note"])
 
 
+def _unreadable(folder: Path, err: duckdb.Error) -> DataSpecError:
+    """A DuckDB error while reading the extracts, naming the file (and register) it mentions."""
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    named = [p for p in sorted(folder.iterdir()) if p.name in str(err)] if folder.is_dir() else []
+    register = named[0].stem.rstrip("0123456789").lower() if named else "*"
+    return fail([Violation(register, "*", "readable file", 0, tuple(p.name for p in named[:1]),
+                           f"cannot be read: {message}")])
+
+
 def derive(extracts: str | Path, out: str | Path, *, threads: int | None = None,
            memory_limit: str | None = None) -> Derived:
     """Derive the five contract tables from a folder of register extracts and write them.
@@ -209,6 +218,8 @@ def derive(extracts: str | Path, out: str | Path, *, threads: int | None = None,
             shutil.move(tables / f"{name}.parquet", out / f"{name}.parquet")
         attrition.to_csv(out / ATTRITION_FILE, index=False)
         return Derived(folder=out, rows=rows, attrition=attrition)
+    except duckdb.Error as err:  # a file that fails beyond what DESCRIBE reads (e.g. bad UTF-8
+        raise _unreadable(extracts, err) from None  # far down a CSV)
     finally:
         con.close()
         shutil.rmtree(scratch, ignore_errors=True)
