@@ -190,10 +190,10 @@ def main() -> None:
                     results[e] = r
     base = results["duckdb_stock"]["seconds"]
     movers = results.get("duckdb_stock_movers", {}).get("seconds", float("nan"))
-    print(f"{'engine':<24}{'person-years':>14}{'out rows':>10}{'seconds':>9}{'peak GB':>9}"
+    print(f"{'engine':<24}{'person-years':>14}{'out rows':>12}{'seconds':>9}{'peak GB':>9}"
           f"{'x stock':>9}{'x movers':>10}{'CPU s':>8}")
     for engine, r in results.items():
-        print(f"{engine:<24}{n:>14,}{int(r['rows']):>10,}{r['seconds']:>9.2f}{r['peak_gb']:>9.2f}"
+        print(f"{engine:<24}{n:>14,}{int(r['rows']):>12,}{r['seconds']:>9.2f}{r['peak_gb']:>9.2f}"
               f"{r['seconds'] / base:>9.2f}{r['seconds'] / movers:>10.2f}{r['cpu_s']:>8.2f}")
 
 
