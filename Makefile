@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 OUT ?= results
 
-.PHONY: install run test test-fast lint bench
+.PHONY: install run test test-fast wheel-check lint bench
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || "$$(scripts/python312.sh)" -m venv $(VENV)
@@ -21,6 +21,12 @@ test: install
 	$(VENV)/bin/ruff check impact tests benchmarks analyses
 	$(PY) -m pytest -q -m "not slow" -n 2
 	$(PY) -m pytest -q -m slow -n 2 || test $$? -eq 5
+	$(MAKE) wheel-check
+
+# The wheel in a fresh virtual environment: impact simulate/validate/panel/derive outside the checkout
+# (about 30 s: small simulated registers).
+wheel-check: install
+	scripts/check_wheel.sh $(PY) build/wheel-check
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" -n 2

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from impact.registers import factorize_ids
+
 # bits of the move flags of a cell
 MOVED_IN, FROM_SOCIAL_HOUSING, ARRIVED, STAYED, MOVED_OUT, TO_SOCIAL_HOUSING, EXITED = (
     1, 2, 4, 8, 16, 32, 64)
@@ -505,3 +507,81 @@ def count_cells(located: Located, income: IncomeTables, n_departments: int, pool
                   real_ore=np.nan_to_num(real_sum[keep], nan=0.0),
                   nom_ore=np.nan_to_num(nom_sum[keep], nan=0.0))
     return cells, moved_in
+
+
+# --------------------------------------------------------------------------- identifiers
+
+# Columns that hold the same kind of unit, so that they are numbered together (a letting's tenant
+# is a person of ``persons``, a person's department one of ``departments``, ...).
+ID_DOMAINS: dict[str, tuple[tuple[str, str], ...]] = {
+    "person": (("persons", "person_id"), ("lettings", "person_id")),
+    "household": (("persons", "household_id"), ("households", "household_id")),
+    "department": (("departments", "department_id"), ("persons", "department_id"),
+                   ("lettings", "department_id"), ("tool_adoption", "department_id")),
+    "plan": (("departments", "plan_id"), ("tool_adoption", "plan_id")),
+}
+
+
+def integer_ids(tables: dict[str, pd.DataFrame]) -> bool:
+    """Whether every id column the panel computes with (of the tables given) holds integers."""
+    return all(pd.api.types.is_integer_dtype(tables[t][c]) for columns in ID_DOMAINS.values()
+               for t, c in columns if t in tables and c in tables[t])
+
+
+def integer_id_files(folder: Path) -> bool:
+    """Whether the id columns of ``persons``, ``households`` and ``lettings`` parquet files in
+    ``folder`` are numbers, not text (their schemas are read, not the data)."""
+    import pyarrow.parquet as pq
+
+    for table in ("persons", "households", "lettings"):
+        schema = pq.read_schema(folder / f"{table}.parquet")
+        for columns in ID_DOMAINS.values():
+            for t, c in columns:
+                kind = schema.field(c).type if t == table and c in schema.names else None
+                if kind is not None and not (pa.types.is_integer(kind)
+                                             or pa.types.is_floating(kind)):
+                    return False
+    return True
+
+
+def encode_ids(tables: dict[str, pd.DataFrame]
+               ) -> tuple[dict[str, pd.DataFrame], dict[str, np.ndarray]]:
+    """Number the ids of every domain that is not all integers, once, jointly over its columns.
+
+    Integer ids are used as they are (no copy, no cost). Other ids (text) get the codes
+    ``0..k-1`` in the sorted order of their values, so that the panel's order by code is its
+    order by value.
+
+    Returns
+    -------
+    tables, values
+        The tables with int64 codes (``Int64`` where a column has nulls) in place of the text ids,
+        and per numbered domain the original value of each code (for :func:`decode_ids`).
+    """
+    out = dict(tables)
+    values: dict[str, np.ndarray] = {}
+    for domain, columns in ID_DOMAINS.items():
+        present = [(t, c) for t, c in columns if c in out[t]]
+        if all(pd.api.types.is_integer_dtype(out[t][c]) for t, c in present):
+            continue
+        codes, values[domain] = factorize_ids([out[t][c] for t, c in present], sort=True)
+        for (t, c), part in zip(present, codes, strict=True):
+            column = (pd.array(np.where(part < 0, 0, part), dtype="Int64") if (part < 0).any()
+                      else part)
+            if (part < 0).any():
+                column[part < 0] = pd.NA
+            out[t] = out[t].assign(**{c: column})
+    return out, values
+
+
+def decode_ids(frame: pd.DataFrame, values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The panel frame with the original department and plan ids in place of their codes."""
+    for domain, column in (("department", "department_id"), ("plan", "plan_id")):
+        if domain not in values or column not in frame:
+            continue
+        codes = frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
+        known = ~np.isnan(codes)
+        decoded = np.full(len(codes), None, dtype=object)
+        decoded[known] = values[domain][codes[known].astype(np.int64)]
+        frame = frame.assign(**{column: decoded})
+    return frame

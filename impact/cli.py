@@ -58,9 +58,9 @@ def validate(
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write <table>.parquet into.")],
     seed: Annotated[int, typer.Option(help="Random seed (same seed = byte-identical tables).")] = 0,
-    scale: Annotated[str, typer.Option(help="report (about 500 supported departments), small "
-                                       "(about a quarter) or national (about 7,000 "
-                                       "departments).")] = "report",
+    scale: Annotated[str, typer.Option(help="small (about 130 supported departments, for "
+                                       "checks), report (about 500 supported departments) or "
+                                       "national (about 7,000 departments).")] = "report",
     placebo: Annotated[bool, typer.Option("--placebo", help="Write the placebo world: no effect "
                                           "anywhere, the real adoption and lettings.")] = False,
     calibration: Annotated[bool, typer.Option("--calibration", help="Print simulated values "
@@ -83,6 +83,33 @@ def simulate(
         typer.echo(f"wrote {path}", err=True)
     if calibration:
         typer.echo(sim.format_calibration(sim.calibration(registers)))
+
+
+@app.command()
+def derive(
+    extracts: Annotated[Path, typer.Option("--extracts", help="Folder of register extracts "
+                                           "(BEF, UDDA, AKM, FAIK/IND, LBF files, survey) as "
+                                           ".sas7bdat, .xpt, .parquet or .csv; see "
+                                           "data_spec/registers/.")],
+    out: Annotated[Path, typer.Option("--out", help="Register folder to write the five "
+                                      "tables (<table>.parquet) and derive_attrition.csv into.")],
+    memory_limit: Annotated[str | None, typer.Option(help="DuckDB memory limit, e.g. 12GB "
+                                                     "(it spills to disk beyond).")] = None,
+) -> None:
+    """Derive the five contract tables from Statistics Denmark's register extracts, validated.
+
+    Bad extracts (a missing register, year or column, unknown codes, a duplicate PNR-year, an
+    unreadable file) are listed and exit 2; nothing is written.
+    """
+    from impact import derive as derive_mod
+
+    try:
+        result = derive_mod.derive(extracts, out, memory_limit=memory_limit)
+    except DataSpecError as err:
+        _fail(err)
+    typer.echo(result.attrition.to_string(index=False), err=True)
+    typer.echo("wrote " + ", ".join(f"{k} {v:,} rows" for k, v in result.rows.items())
+               + f" to {result.folder}", err=True)
 
 
 @app.command()

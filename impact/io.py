@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from impact import spec as spec_mod
 from impact.errors import DataSpecError, Violation
@@ -33,12 +35,16 @@ def _conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     :func:`impact.spec.validate` reports it with its row.
     """
     tspec = spec_mod.load().tables[table]
-    out = frame.copy()
+    out = frame.copy(deep=False)  # columns are replaced, never written into
     for cspec in tspec.columns:
         if cspec.name not in out.columns:
             continue
         s = out[cspec.name]
-        if cspec.dtype == "int" and not pd.api.types.is_integer_dtype(s):
+        if isinstance(s.dtype, pd.CategoricalDtype):  # dictionary-encoded parquet: the values
+            s = out[cspec.name] = s.astype(s.cat.categories.dtype)
+        if cspec.dtype == "id":
+            out[cspec.name] = _conform_id(s)
+        elif cspec.dtype == "int" and not pd.api.types.is_integer_dtype(s):
             num = pd.to_numeric(s, errors="coerce")
             valid = num.isna() == s.isna()
             values = num.to_numpy(dtype="float64", na_value=np.nan)
@@ -61,13 +67,78 @@ def _conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     return out
 
 
+_CANONICAL_INT = r"-?[1-9][0-9]{0,17}|0"
+
+
+def _conform_id(s: pd.Series) -> pd.Series:
+    """An identifier column as it came: integers as int64 (``Int64`` with nulls), text as Python
+    strings (object). Whole-number floats (integers with nulls, as parquet gives them to pandas)
+    become integers; text is kept as text except from CSV (see :func:`read_table`)."""
+    if pd.api.types.is_integer_dtype(s):
+        return s.astype("int64") if s.dtype.name == "Int64" and not s.hasnans else s
+    if pd.api.types.is_float_dtype(s) or (s.dtype == object and s.isna().all()):
+        values = s.to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            if (np.isnan(values) | (np.floor(values) == values)).all():
+                as_int = pd.array(s.astype("float64"), dtype="Int64")
+                return pd.Series(as_int, index=s.index, name=s.name) if s.hasnans else (
+                    s.astype("int64"))
+        return s
+    if pd.api.types.is_string_dtype(s) and s.dtype != object:
+        return s.astype(object).where(s.notna(), None)
+    return s
+
+
+def _ids_from_text(s: pd.Series) -> pd.Series:
+    """A CSV id column read as text: integers when every value is written as one (no sign but
+    minus, no leading zeros, no spaces), else the text itself (``"0101"`` stays ``"0101"``)."""
+    values = s[s.notna()]
+    if len(values) and values.str.fullmatch(_CANONICAL_INT).all():
+        ints = pd.to_numeric(s, dtype_backend="numpy_nullable")  # exact beyond 2**53
+        return ints.astype("Int64") if s.hasnans else ints.astype("int64")
+    return s.astype(object).where(s.notna(), None)
+
+
 def read_table(path: Path, table: str) -> pd.DataFrame:
-    """Read one table file and conform its dtypes to the spec."""
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        frame = pd.read_csv(path, low_memory=False)
+    """Read one table file and conform its dtypes to the spec.
+
+    Identifier columns of a CSV file are read as text, so that ``"00123"`` keeps its zeros; they
+    become integers when every value is a plain integer.
+
+    Raises
+    ------
+    DataSpecError
+        If the file cannot be read (rule ``readable file``: corrupt, truncated, another format,
+        not UTF-8 text).
+    """
+    ids = [c.name for c in spec_mod.load().tables[table].columns if c.dtype == "id"]
+    try:
+        if path.suffix == ".parquet":
+            # one block per column (no consolidation copy), Arrow buffers freed as converted:
+            # about half the time and peak memory of pandas.read_parquet for the persons table
+            frame = pq.read_table(path).to_pandas(split_blocks=True, self_destruct=True)
+        else:
+            frame = pd.read_csv(path, low_memory=False, encoding="utf-8",
+                                dtype={c: str for c in ids})
+            for c in ids:
+                if c in frame.columns:
+                    frame[c] = _ids_from_text(frame[c])
+    except (OSError, ValueError, NotImplementedError, pa.ArrowException) as err:
+        # pyarrow: ArrowInvalid (corrupt, truncated, not parquet); pandas: ParserError,
+        # EmptyDataError and UnicodeDecodeError are ValueErrors
+        raise unreadable(table, path, err) from None
     return _conform(frame, table)
+
+
+def unreadable(table: str, path: Path, err: BaseException) -> DataSpecError:
+    """The error for a table file that cannot be read, naming the table and the file."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, UnicodeDecodeError):
+        reason = f"not UTF-8 text (byte {err.start}: {err.reason}); save the file as UTF-8"
+    return DataSpecError(
+        [Violation(table, "*", "readable file", 0, (path.name,),
+                   f"cannot be read as {path.suffix.lstrip('.') or 'a table'}: {reason}")],
+        context=f"cannot read {path}")
 
 
 def read_registers(folder: str | Path) -> Registers:
@@ -93,7 +164,12 @@ def read_registers(folder: str | Path) -> Registers:
         )
     tables = {t: read_table(table_path(folder, t), t) for t in TABLES}  # type: ignore[arg-type]
     truth_path = folder / "truth.parquet"
-    truth = pd.read_parquet(truth_path) if truth_path.exists() else None
+    truth = None
+    if truth_path.exists():
+        try:
+            truth = pd.read_parquet(truth_path)
+        except (OSError, ValueError, NotImplementedError, pa.ArrowException) as err:
+            raise unreadable("truth", truth_path, err) from None
     return Registers(**tables, truth=truth)
 
 

@@ -226,15 +226,17 @@ def build(registers: Registers | str | Path, *, validate: bool = True, threads: 
         if isinstance(registers, str | Path):
             folder = Path(registers)
             big = ("persons", "households", "lettings")
-            if validate or any(not (folder / f"{t}.parquet").exists() for t in big):
-                registers = io.read_registers(folder)
-            else:
-                small = {}
+            small = {}
+            if not validate and all((folder / f"{t}.parquet").exists() for t in big) and (
+                    pp.integer_id_files(folder)):
                 for t in ("departments", "tool_adoption"):
                     path = io.table_path(folder, t)
                     if path is None:
                         io.read_registers(folder)  # raises the missing-file error
                     small[t] = io.read_table(path, t)  # type: ignore[arg-type]
+            if not small or not pp.integer_ids(small):  # text ids: numbered in memory
+                registers = io.read_registers(folder)
+            else:
                 path = str(folder / "lettings.parquet").replace("'", "''")
                 con.execute(f"CREATE VIEW lettings_src AS SELECT * FROM read_parquet('{path}')")
                 # row groups of both files are read side by side on the pool
@@ -244,10 +246,16 @@ def build(registers: Registers | str | Path, *, validate: bool = True, threads: 
                               persons, households)
         if validate:
             spec_mod.validate(registers, spec=spec)
-        con.register("lettings_src", registers.lettings)
-        return _build(con, pool, registers.departments, registers.tool_adoption, spec,
-                      pp.persons_from_frame(registers.persons),
-                      lambda: pp.households_from_frame(registers.households))
+        # text ids numbered once (integer ids are used as they are); the output keeps the values
+        tables, id_values = pp.encode_ids(registers.tables())
+        con.register("lettings_src", tables["lettings"])
+        result = _build(con, pool, tables["departments"], tables["tool_adoption"], spec,
+                        pp.persons_from_frame(tables["persons"]),
+                        lambda: pp.households_from_frame(tables["households"]))
+        if id_values:
+            result = Panel(frame=pp.decode_ids(result.frame, id_values),
+                           attrition=result.attrition)
+        return result
     finally:
         pool.shutdown(cancel_futures=True)
         con.close()

@@ -27,18 +27,27 @@ import numpy as np
 import pandas as pd
 
 from impact.errors import DataSpecError, Violation
-from impact.registers import TABLES, Registers
+from impact.registers import TABLES, Registers, factorize_ids
 
 MAX_EXAMPLES = 10
-DTYPES = ("int", "float", "bool", "str")
+DTYPES = ("int", "float", "bool", "str", "id")
+"""Column types of the contract. ``id`` is an identifier: integers or text, as delivered (see
+:func:`id_kind`); the same value means the same unit in every table."""
 
 
 def spec_dir() -> Path:
-    """The folder of the data contract: ``$IMPACT_DATA_SPEC`` or ``data_spec/`` beside the package."""
+    """The folder of the data contract.
+
+    In this order: ``$IMPACT_DATA_SPEC``; ``impact/data_spec/`` inside the installed package (a
+    wheel carries the contract as package data, mapped from the top-level folder by
+    ``pyproject.toml``); ``data_spec/`` beside the package in a source checkout.
+    """
     env = os.environ.get("IMPACT_DATA_SPEC")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "data_spec"
+    here = Path(__file__).resolve().parent
+    packaged = here / "data_spec"
+    return packaged if (packaged / "study.toml").is_file() else here.parent / "data_spec"
 
 
 @dataclass(frozen=True)
@@ -232,12 +241,45 @@ class _Collector:
             )
 
 
+def id_kind(series: pd.Series) -> str | None:
+    """The kind of an identifier column: ``"int"`` (an integer dtype), ``"str"`` (text only) or
+    ``None`` (anything else: floats, booleans, integers mixed with text).
+
+    Identifiers (dtype ``id`` in ``data_spec/``) are taken as they come: pseudonymised integers, or
+    text such as Statistics Denmark's string PNRs or Landsbyggefonden's ``"0101-003"`` department
+    codes. A value is compared as it is: the integer 5 and the text ``"5"`` are different ids.
+    """
+    if pd.api.types.is_bool_dtype(series):
+        return None
+    if pd.api.types.is_integer_dtype(series):
+        return "int"
+    if pd.api.types.is_string_dtype(series) and series.dtype != object:
+        return "str"
+    if series.dtype == object and _all_text(series):
+        return "str"
+    return None
+
+
+def _all_text(series: pd.Series) -> bool:
+    """Whether every non-null value is a ``str`` (one pass in C: national-scale id columns)."""
+    return pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
+
+
 def _dtype_ok(series: pd.Series, dtype: str) -> tuple[bool, np.ndarray]:
     """Whether a column holds the kind of values ``dtype`` asks for; the mask marks the bad rows."""
     nonnull = series.notna().to_numpy()
     none = np.zeros(len(series), dtype=bool)
+    if dtype == "id":
+        if id_kind(series) is not None:
+            return True, none
+        if series.dtype == object:  # integers mixed with text (or other objects): the non-text rows
+            bad = nonnull & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+            return False, bad if bad.any() else nonnull
+        return _dtype_ok(series, "int")  # numbers: the rows that are not whole numbers
     if dtype == "str":
         if pd.api.types.is_string_dtype(series) or series.dtype == object:
+            if _all_text(series):
+                return True, none
             bad = nonnull & ~series.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
             return not bad.any(), bad
         return False, nonnull
@@ -282,16 +324,17 @@ def _check_table(name: str, frame: pd.DataFrame, spec: Spec) -> tuple[list[Viola
                 )
             continue
         series = frame[cspec.name]
-        ok, bad = _dtype_ok(series, cspec.dtype)
-        if not ok:
-            col.add(cspec.name, "dtype", bad if bad.any() else series.notna().to_numpy(),
-                    f"expected {cspec.dtype}, found {series.dtype}")
-            continue
-        usable.add(cspec.name)
         isnull = series.isna().to_numpy()
-        if not cspec.nullable:
+        if not cspec.nullable:  # checked whatever the values' type, so it is never hidden
             col.add(cspec.name, "not null", isnull)
         nonnull = ~isnull
+        ok, bad = _dtype_ok(series, cspec.dtype)
+        if not ok:
+            expected = "integers or text" if cspec.dtype == "id" else cspec.dtype
+            col.add(cspec.name, "dtype", bad if bad.any() else series.notna().to_numpy(),
+                    f"expected {expected}, found {_found(series)}")
+            continue
+        usable.add(cspec.name)
         if cspec.codes is not None:
             allowed = pd.Series(cspec.codes)
             if cspec.dtype == "int":
@@ -318,17 +361,96 @@ def _check_table(name: str, frame: pd.DataFrame, spec: Spec) -> tuple[list[Viola
                     col.add(cspec.name, "adoption year", nonnull & ((values < lo) | (values > hi)),
                             f"years {lo}-{hi}")
     if tspec.key and all(k in usable for k in tspec.key):
-        dup = frame.duplicated(list(tspec.key), keep=False).to_numpy()
+        dup = _duplicated(frame, list(tspec.key))
         col.add("+".join(tspec.key), "unique key", dup)
     return col.violations, usable
 
 
-def _as_key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """One int64 per row for a (possibly composite) integer key, for fast membership tests."""
-    if len(columns) == 1:
-        return frame[columns[0]].astype("Int64")
-    # id * 10_000 + year: years are 4-digit and ids stay far below 9e14.
-    return frame[columns[0]].astype("Int64") * 10_000 + frame[columns[1]].astype("Int64")
+def _found(series: pd.Series) -> str:
+    """The type a column was found to hold, for messages (``str`` rather than ``object``)."""
+    if series.dtype == object:
+        kinds = sorted({type(v).__name__ for v in series[series.notna()].head(10_000)})
+        return f"object ({' and '.join(kinds)} values)" if kinds else "object"
+    return str(series.dtype)
+
+
+def _id_codes(child: pd.Series, parent: pd.Series
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Integers for the values of two id columns, equal where the values are equal, and where
+    each is set (not null).
+
+    Integer ids are their own codes; other ids are numbered jointly (hashing, once).
+    """
+    cset, pset = child.notna().to_numpy(), parent.notna().to_numpy()
+    if pd.api.types.is_integer_dtype(child) and pd.api.types.is_integer_dtype(parent):
+        return (child.to_numpy(dtype="int64", na_value=0), cset,
+                parent.to_numpy(dtype="int64", na_value=0), pset)
+    (ccodes, pcodes), _ = factorize_ids([child, parent], sort=False)
+    return ccodes, cset, pcodes, pset
+
+
+def _key_codes(cframe: pd.DataFrame, cols: list[str], pframe: pd.DataFrame, pcols: list[str]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One int64 per row of a (possibly composite: id, year) key of the child table, whether it is
+    set, and the parent's keys (the set ones)."""
+    ckey, cset, pkey, pset = _id_codes(cframe[cols[0]], pframe[pcols[0]])
+    if len(cols) == 2:  # code * 10_000 + year: years are 4-digit, codes stay far below 9e14
+        ckey = ckey * 10_000 + cframe[cols[1]].to_numpy(dtype="int64")
+        pkey = pkey * 10_000 + pframe[pcols[1]].to_numpy(dtype="int64")
+    return ckey, cset, pkey[pset]
+
+
+# Dense slot tables (one slot per id and year) serve keys while they have at most this many slots
+# per row (or this many in all); else hashing.
+_DENSE_SLOTS_PER_ROW = 2
+_DENSE_MIN_SLOTS = 1 << 20
+
+
+def _dense_slots(ids: list[np.ndarray], years: list[np.ndarray] | None
+                 ) -> tuple[list[np.ndarray], int] | None:
+    """One slot per row for (integer id[, year]) keys of several arrays, jointly numbered:
+    ``(id - lo) * width + year - first year``, and the number of slots; ``None`` when the ids are
+    too sparse for a table (then hashing serves)."""
+    nonempty = [a for a in ids if len(a)]
+    if not nonempty:
+        return None
+    lo, hi = min(int(a.min()) for a in nonempty), max(int(a.max()) for a in nonempty)
+    ylo, width = 0, 1
+    if years is not None:
+        ys = [y for y in years if len(y)]
+        ylo = min(int(y.min()) for y in ys)
+        width = max(int(y.max()) for y in ys) - ylo + 1
+    size = (hi - lo + 1) * width
+    if size > max(_DENSE_SLOTS_PER_ROW * sum(len(a) for a in ids), _DENSE_MIN_SLOTS):
+        return None
+    slots = []
+    for i, a in enumerate(ids):
+        slot = a - lo
+        if years is not None:
+            slot = slot * width + (years[i] - ylo)
+        slots.append(slot)
+    return slots, size
+
+
+def _int_key(frame: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The id (and year) arrays of a key of one or two non-null integer columns, else ``None``."""
+    if not 1 <= len(columns) <= 2 or not all(
+            pd.api.types.is_integer_dtype(frame[c]) and not frame[c].hasnans for c in columns):
+        return None
+    ids = frame[columns[0]].to_numpy(dtype="int64")
+    return ids, frame[columns[1]].to_numpy(dtype="int64") if len(columns) == 2 else None
+
+
+def _duplicated(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Rows whose key occurs more than once (all of them): a count per slot of a dense table for
+    integer keys (no hashing: the cost of national-scale validation), else pandas hashing."""
+    key = _int_key(frame, columns)
+    dense = _dense_slots([key[0]], None if key[1] is None else [key[1]]) if key else None
+    if dense is None:
+        return frame.duplicated(columns, keep=False).to_numpy()
+    (slot,), size = dense
+    counts = np.bincount(slot, minlength=size)
+    return counts[slot] > 1
 
 
 def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]], spec: Spec
@@ -339,12 +461,32 @@ def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]
         if not (set(cols) <= usable.get(child, set()) and set(pcols) <= usable.get(parent, set())):
             return
         cframe, pframe = tables[child], tables[parent]
-        ckey = _as_key(cframe, cols)
-        pkey = _as_key(pframe, pcols).dropna().unique()
-        present = ckey.notna().to_numpy()
-        inside = ckey.isin(pkey).to_numpy()
+        inside = present = None
+        ck, pk = _int_key(cframe, cols[:1]), _int_key(pframe, pcols)
+        if ck is None and pk is not None and len(pk[0]) and pd.api.types.is_integer_dtype(
+                cframe[cols[0]]) and (len(cols) == 1 or not cframe[cols[1]].hasnans):
+            present = cframe[cols[0]].notna().to_numpy()  # a nullable integer id: nulls read
+            ck = (cframe[cols[0]].to_numpy(dtype="int64", na_value=int(pk[0][0])), None)  # as
+            # a parent's id, so that every slot is in the table; `present` leaves them out
+        if ck is not None and pk is not None:
+            cyear = cframe[cols[1]].to_numpy(dtype="int64") if len(cols) == 2 else None
+            dense = _dense_slots([ck[0], pk[0]], None if cyear is None else [cyear, pk[1]])
+            if dense is not None:  # a table of the parent's keys (no hashing)
+                (cslot, pslot), size = dense
+                table = np.zeros(size, dtype=bool)
+                table[pslot] = True
+                inside = table[cslot]
+                present = np.ones(len(cslot), dtype=bool) if present is None else present
+        if inside is None:
+            ckey, present, pkey = _key_codes(cframe, cols, pframe, pcols)
+            inside = pd.Index(pkey).unique().get_indexer(ckey) >= 0
+        detail = f"must exist in {parent}.{'+'.join(pcols)}"
+        kinds = id_kind(cframe[cols[0]]), id_kind(pframe[pcols[0]])
+        if kinds[0] != kinds[1]:
+            detail += (f"; {child}.{cols[0]} holds {kinds[0]} ids and {parent}.{pcols[0]} "
+                       f"{kinds[1]} ids: the integer 5 and the text '5' are different ids")
         c = _Collector(child, cframe, spec.tables[child].key)
-        c.add("+".join(cols), rule, present & ~inside, f"must exist in {parent}.{'+'.join(pcols)}")
+        c.add("+".join(cols), rule, present & ~inside, detail)
         out.extend(c.violations)
 
     for tname, tspec in spec.tables.items():
@@ -379,7 +521,42 @@ def _check_relations(tables: dict[str, pd.DataFrame], usable: dict[str, set[str]
             c.add("start_year", "adoption years", start > spec.study.last_year,
                   f"start_year must be <= {spec.study.last_year}")
     out.extend(c.violations)
+    if {"department_id", "plan_id", "tool", "start_year", "end_year"} <= au:
+        out.extend(_overlapping_spells(adoption))
     return out
+
+
+def _overlapping_spells(adoption: pd.DataFrame) -> list[Violation]:
+    """Spells of one tool for one unit (department or plan) whose years overlap: survey answers or
+    agreements that contradict each other (which share, which start?). Every row involved is
+    counted; examples name the row, its unit, tool and years."""
+    dept, plan = adoption["department_id"], adoption["plan_id"]
+    unit = np.where(dept.notna(), "department_id=" + dept.astype(str),
+                    "plan_id=" + plan.astype(str))
+    frame = pd.DataFrame({
+        "unit": unit, "tool": adoption["tool"].to_numpy(),
+        "start": adoption["start_year"].to_numpy(dtype="float64", na_value=np.nan),
+        "end": adoption["end_year"].to_numpy(dtype="float64", na_value=np.nan),
+        "row": np.arange(len(adoption))})
+    frame = frame[frame["start"].notna() & frame["tool"].notna()]
+    frame["end"] = frame["end"].fillna(np.inf)  # null = still in force
+    frame = frame.sort_values(["unit", "tool", "start", "end"], kind="stable")
+    groups = frame.groupby(["unit", "tool"], sort=False)
+    reach = groups["end"].cummax()  # the latest end so far within the unit and tool
+    later = frame["start"] <= reach.groupby([frame["unit"], frame["tool"]]).shift()
+    earlier = groups["start"].shift(-1) <= reach
+    bad = frame[later.to_numpy() | earlier.to_numpy()].sort_values("row")
+    if bad.empty:
+        return []
+
+    def years(r: pd.Series) -> str:
+        return f"{int(r.start)}-{'' if np.isinf(r.end) else int(r.end)}"
+
+    examples = tuple(f"row {r.row}: {r.unit}, {r.tool} {years(r)}"
+                     for r in bad.head(MAX_EXAMPLES).itertuples())
+    return [Violation("tool_adoption", "department_id/plan_id+tool+start_year+end_year",
+                      "overlapping spells", len(bad), examples,
+                      "two spells of one tool for one unit must not overlap in years")]
 
 
 def check(registers: Registers | Mapping[str, pd.DataFrame], *, spec: Spec | None = None
