@@ -265,3 +265,30 @@ def test_att_gt_adapter_in_space() -> None:
                                  ).aggregate("simple").overall.att
     assert out["estimate"].iloc[0] == pytest.approx(want, abs=1e-12)
     assert out.attrs["permutations"]["estimate"].notna().all()
+
+
+def test_time_placebo_of_one_tool_uses_years_untreated_by_every_tool() -> None:
+    """Testing one tool, the estimator still sees only years no real tool can have moved, with
+    that tool's cohort moved 3 years earlier and the other tool's unchanged."""
+    data = placebo_world()
+    seen: list[pd.DataFrame] = []
+
+    def spy(frame: pd.DataFrame, outcome: str) -> PlaceboFit:
+        seen.append(frame)
+        return twfe_estimator()(frame, outcome)
+
+    out = diagnostics.placebo_time(data, OUTCOME, shifts=[3], tools=[TOOL], estimator=spy)
+    assert len(seen) == 1 and out["tool"].tolist() == [TOOL]
+    frame = seen[0]
+    assert frame.index.equals(truncate_untreated(data).index)
+    real = data.loc[frame.index]
+    other = "cohort_municipal_referral"
+    assert (frame[other] == real[other]).all()
+    g = real[f"cohort_{TOOL}"]
+    assert (frame[f"cohort_{TOOL}"] == np.where(g > 0, g - 3, 0)).all()
+
+
+def test_att_gt_time_placebo_is_reported_not_estimable() -> None:
+    out = diagnostics.placebo_time(placebo_world(), OUTCOME, shifts=[2], tools=[TOOL],
+                                   estimator=diagnostics.att_gt_overall(TOOL))
+    assert out["estimate"].isna().all() and out["note"].str.startswith("not estimable").all()

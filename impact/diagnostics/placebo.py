@@ -266,11 +266,13 @@ def placebo_time(data: pd.DataFrame, outcomes: str | Sequence[str] = (
         time: str = "year") -> pd.DataFrame:
     """Placebo in time: adoption moved ``k`` years earlier on the truly untreated years.
 
-    For each ``k`` in ``shifts``, every tool's cohort becomes ``cohort - k`` (never stays never)
-    and every department-year from the first year a real tool could have moved the stock on
-    (``cohort + onset_lag``, earliest tool) is dropped (:func:`truncate_untreated`); the
-    estimator is re-run. The fake tool "acts" on up to ``k`` years before the real one could;
-    departments whose fake adoption precedes the panel have no untreated year left and drop out.
+    For each ``k`` in ``shifts``, every tested tool's cohort becomes ``cohort - k`` (never stays
+    never) and every department-year from the first year a real tool (any of the study's) could
+    have moved the stock on (``cohort + onset_lag``, earliest tool) is dropped
+    (:func:`truncate_untreated`); the estimator is re-run. The fake tool "acts" on up to ``k``
+    years before the real one could; departments whose fake adoption precedes the panel have no
+    untreated year left and drop out. ``att_gt`` needs a balanced panel and drops every
+    truncated department, so its time placebo is not estimable (a row with a ``note``).
 
     Parameters
     ----------
@@ -281,7 +283,10 @@ def placebo_time(data: pd.DataFrame, outcomes: str | Sequence[str] = (
     shifts
         Years the adoption is moved earlier (integers >= 1; 0 would leave no treated year).
     tools
-        Tools whose adoption is moved and whose real onset truncates the data.
+        Tools whose adoption is moved (and estimated by the default estimator). The data are
+        truncated at the real onset of these and of every other tool of the study in the data
+        (``cohort_flexible_letting``, ``cohort_municipal_referral``), so that the years left are
+        untreated by any tool also when only one tool is tested.
     onset_lag
         Years between a tool's first year in force and the first stock it can move (1: lettings
         of year g house tenants counted at 1 January g + 1).
@@ -306,7 +311,8 @@ def placebo_time(data: pd.DataFrame, outcomes: str | Sequence[str] = (
     cohorts = [f"cohort_{t}" for t in tools]
     data = _ready(data, estimator, outcomes, [*cohorts, time])
     est = estimator or primary_estimator(n_boot=n_boot, seed=seed, tools=tools)
-    base = truncate_untreated(data, tools=tools, onset_lag=onset_lag, time=time).copy()
+    real_tools = list(dict.fromkeys([*tools, *(t for t in _TOOLS if f"cohort_{t}" in data)]))
+    base = truncate_untreated(data, tools=real_tools, onset_lag=onset_lag, time=time).copy()
     real = {c: pd.to_numeric(base[c], errors="coerce").fillna(0).to_numpy(dtype=float)
             for c in cohorts}
     parts = []
