@@ -68,9 +68,13 @@ def twfe_estimator(tool: str = TOOL, onset_lag: int = 1):
     return estimator
 
 
-def test_function_not_module() -> None:
+def test_function_not_module_and_the_study_constants() -> None:
+    from impact.diagnostics.placebo import _OUTCOMES, _TOOLS
+    from impact.estimates import OUTCOMES, TOOLS
+
     assert callable(placebo_module)
     assert diagnostics.placebo_time.__module__ == "impact.diagnostics.placebo"
+    assert (_TOOLS, _OUTCOMES) == (TOOLS, OUTCOMES)
 
 
 def test_truncation_keeps_only_untreated_years() -> None:

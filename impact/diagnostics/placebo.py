@@ -87,6 +87,9 @@ COLUMNS = ("placebo", "shift", "tool", "outcome", "estimate", "se", "lower", "up
 space only)."""
 
 _TOOLS = ("flexible_letting", "municipal_referral")
+_OUTCOMES = ("share_employed", "share_qualifying_edu", "mean_household_income", "share_non_western")
+"""The study's tools and outcomes (``impact.estimates.TOOLS``, ``OUTCOMES``; not imported, to
+keep ``import impact.diagnostics`` free of the simulator)."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,9 @@ def primary_estimator(*, n_boot: int = 0, seed: int = 0,
     return estimator
 
 
-def att_gt_overall(tool: str, *, aggregation: str = "simple", covariates: Sequence[str] | None = None,
-                   n_boot: int = 0, seed: int = 0, cluster: str | None = "cluster_plan",
+def att_gt_overall(tool: str, *, aggregation: str = "simple",
+                   covariates: Sequence[str] | None = None, n_boot: int = 0, seed: int = 0,
+                   cluster: str | None = "cluster_plan",
                    unit: str = "department_id", time: str = "year", **kwargs: Any) -> Estimator:
     """Callaway-Sant'Anna ``att_gt`` (one tool, never-treated controls) as an estimator.
 
@@ -259,9 +263,9 @@ def truncate_untreated(data: pd.DataFrame, *, tools: Sequence[str] = _TOOLS, ons
     return data.loc[t < first]
 
 
-def placebo_time(data: pd.DataFrame, outcomes: str | Sequence[str] = (
-        "share_employed", "share_qualifying_edu", "mean_household_income", "share_non_western"),
-        *, shifts: Sequence[int] = (2, 3), tools: Sequence[str] = _TOOLS, onset_lag: int = 1,
+def placebo_time(
+        data: pd.DataFrame, outcomes: str | Sequence[str] = _OUTCOMES, *,
+        shifts: Sequence[int] = (2, 3), tools: Sequence[str] = _TOOLS, onset_lag: int = 1,
         estimator: Estimator | None = None, n_boot: int = 199, seed: int = 0,
         time: str = "year") -> pd.DataFrame:
     """Placebo in time: adoption moved ``k`` years earlier on the truly untreated years.
@@ -405,9 +409,9 @@ def permuted_cohorts(data: pd.DataFrame, tool: str, *, n_perm: int, seed: int = 
     return pd.DataFrame(out.astype("int64"), index=units.index)
 
 
-def placebo_space(data: pd.DataFrame, outcomes: str | Sequence[str] = (
-        "share_employed", "share_qualifying_edu", "mean_household_income", "share_non_western"),
-        *, tools: Sequence[str] = _TOOLS, n_perm: int = 99, seed: int = 0,
+def placebo_space(
+        data: pd.DataFrame, outcomes: str | Sequence[str] = _OUTCOMES, *,
+        tools: Sequence[str] = _TOOLS, n_perm: int = 99, seed: int = 0,
         estimator: Estimator | None = None, unit: str = "department_id",
         plan: str | None = "plan_id", within: Sequence[str] = ("municipality_id",),
         by_plan: bool | None = None) -> pd.DataFrame:
@@ -495,7 +499,8 @@ def placebo_space(data: pd.DataFrame, outcomes: str | Sequence[str] = (
                 "n_departments": np.nan if row is None else row["n_units_treated"],
                 "n_department_years": np.nan if row is None else row["n_obs_treated"],
                 "n_perm": int(v.size),
-                "note": "" if v.size == n_perm else f"{n_perm - v.size} permutations not estimable"})
+                "note": ("" if v.size == n_perm
+                         else f"{n_perm - v.size} permutations not estimable")})
     out = _tidy(pd.DataFrame(parts))
     out.attrs["permutations"] = pd.concat(draws, ignore_index=True)
     return out
@@ -545,9 +550,9 @@ def placebo_outcome(data: pd.DataFrame, outcomes: str | Sequence[str], *,
     return pd.concat(parts, ignore_index=True)
 
 
-def placebo(data: pd.DataFrame, outcomes: str | Sequence[str] = (
-        "share_employed", "share_qualifying_edu", "mean_household_income", "share_non_western"),
-        *, placebo_outcomes: Sequence[str] = (), shifts: Sequence[int] = (2, 3),
+def placebo(
+        data: pd.DataFrame, outcomes: str | Sequence[str] = _OUTCOMES, *,
+        placebo_outcomes: Sequence[str] = (), shifts: Sequence[int] = (2, 3),
         n_perm: int = 99, n_boot: int = 199, seed: int = 0, tools: Sequence[str] = _TOOLS,
         estimator: Estimator | None = None, space_estimator: Estimator | None = None,
         within: Sequence[str] = ("municipality_id",)) -> pd.DataFrame:
