@@ -125,6 +125,24 @@ def test_time_placebo_on_the_placebo_world_is_null() -> None:
     np.testing.assert_allclose(out["upper"] - out["estimate"], 1.959964 * out["se"], rtol=1e-6)
 
 
+def test_time_placebo_is_identical_on_the_factual_and_the_placebo_world() -> None:
+    """The simulator's effects are exactly zero until a tool can act, so the truly untreated
+    years of the factual world are those of its placebo world: identical time placebos prove
+    that no treated year is left (a leak would add the true effect to one of them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        factual = prepare(impact.panel.build(_registers(), validate=False).frame)
+    args = {"outcomes": [OUTCOME, "mean_household_income"], "shifts": [3], "n_boot": 0}
+    a = diagnostics.placebo_time(factual, **args)
+    b = diagnostics.placebo_time(placebo_world(), **args)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-10, atol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        real = primary(factual, OUTCOME, n_boot=0, seed=0).overall["estimate"]
+        none = primary(placebo_world(), OUTCOME, n_boot=0, seed=0).overall["estimate"]
+    assert (real - none).abs().max() > 1e-3  # the full samples do differ (real effects)
+
+
 def test_time_placebo_refuses_a_zero_shift() -> None:
     with pytest.raises(EstimationError, match="shift"):
         diagnostics.placebo_time(placebo_world(), OUTCOME, shifts=[0])
@@ -162,7 +180,9 @@ def test_permutation_of_departments_within_plan_is_refused() -> None:
     data.loc[one, f"cohort_{TOOL}"] = 2011
     # auto: cohorts no longer shared within plans -> departments are permuted
     perms = diagnostics.permuted_cohorts(data, TOOL, n_perm=5, seed=0)
-    assert perms.shape[1] == 5
+    assert perms.shape[1] == 5 and perms.attrs["assignment"] == "departments"
+    assert diagnostics.permuted_cohorts(placebo_world(), TOOL, n_perm=1).attrs[
+        "assignment"] == "plans"
     with pytest.raises(EstimationError, match="varies within 1 plan"):
         diagnostics.permuted_cohorts(data, TOOL, n_perm=5, seed=0, by_plan=True)
 
@@ -181,6 +201,7 @@ def test_identity_permutations_give_the_actual_estimate() -> None:
     assert out["estimate"].iloc[0] == actual.loc[TOOL, "estimate"]
     assert out["p_value"].iloc[0] == 1.0 and out["n_perm"].iloc[0] == 2
     assert out["se"].iloc[0] == 0.0
+    assert out["inference"].iloc[0] == "permutation of plans"
 
 
 def _random_assignment_p_values(n_rep: int, n_perm: int, estimator=None) -> np.ndarray:

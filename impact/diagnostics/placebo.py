@@ -388,6 +388,7 @@ def permuted_cohorts(data: pd.DataFrame, tool: str, *, n_perm: int, seed: int = 
         Departments x ``n_perm`` (index: the departments, sorted; columns 0..n_perm-1): the
         cohort of the tool under each permutation (0 = never). Permutation ``r`` uses
         ``numpy.random.default_rng(SeedSequence(seed).spawn(n_perm)[r])``.
+        ``.attrs["assignment"]``: ``"plans"`` (whole plans permuted) or ``"departments"``.
     """
     n_perm = _positive_int(n_perm, "n_perm")
     units = _assignment_units(data, f"cohort_{tool}", unit=unit, plan=plan,
@@ -406,7 +407,10 @@ def permuted_cohorts(data: pd.DataFrame, tool: str, *, n_perm: int, seed: int = 
         for b in blocks:
             new[b] = cohort[b[rng.permutation(b.size)]]
         out[:, r] = new[where]
-    return pd.DataFrame(out.astype("int64"), index=units.index)
+    result = pd.DataFrame(out.astype("int64"), index=units.index)
+    result.attrs["assignment"] = ("plans" if units["key"].str.startswith("plan:").any()
+                                  else "departments")
+    return result
 
 
 def placebo_space(
@@ -456,8 +460,9 @@ def placebo_space(
         actual estimate, ``se`` the SD of the permutation estimates, ``lower, upper`` their 2.5%
         and 97.5% quantiles, ``p_value`` the permutation p-value
         ``(1 + #{|perm| >= |actual|}) / (1 + n_valid)`` over the permutations that gave an
-        estimate (``n_perm`` of them). The permutation estimates are in
-        ``.attrs["permutations"]`` (``tool, outcome, permutation, estimate``).
+        estimate (``n_perm`` of them); ``inference`` ``"permutation of plans"`` or ``"...of
+        departments"``. The permutation estimates are in ``.attrs["permutations"]`` (``tool,
+        outcome, permutation, estimate``).
     """
     outcomes = _outcomes(outcomes)
     n_perm = _positive_int(n_perm, "n_perm")
@@ -495,7 +500,7 @@ def placebo_space(
                 "se": float(np.std(v, ddof=1)) if v.size > 1 else np.nan,
                 "lower": float(np.quantile(v, 0.025)) if v.size else np.nan,
                 "upper": float(np.quantile(v, 0.975)) if v.size else np.nan,
-                "p_value": p, "inference": "permutation",
+                "p_value": p, "inference": f"permutation of {perms.attrs['assignment']}",
                 "n_departments": np.nan if row is None else row["n_units_treated"],
                 "n_department_years": np.nan if row is None else row["n_obs_treated"],
                 "n_perm": int(v.size),
