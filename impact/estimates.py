@@ -62,6 +62,7 @@ class StudyEstimates:
     dose_response: pd.DataFrame
     bacon: pd.DataFrame
     problems: pd.DataFrame
+    placebo: pd.DataFrame = field(default_factory=pd.DataFrame)
     figures: dict[str, object] = field(default_factory=dict)
 
 
@@ -209,7 +210,8 @@ ESTIMAND = ("ATT over department-years from the year after adoption, tool-specif
 def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_boot: int = 999,
                  seed: int = 0, tools: tuple[str, ...] = TOOLS,
                  outcomes: tuple[str, ...] = OUTCOMES, primary_boot: int = 199,
-                 contrasts: bool = True) -> StudyEstimates:
+                 contrasts: bool = True, placebo_shifts: tuple[int, ...] = (2,)
+                 ) -> StudyEstimates:
     """Run every estimator of the study.
 
     Parameters
@@ -226,6 +228,9 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
         Cluster-bootstrap replications of the primary specification.
     contrasts
         Also run the contrast estimators (att_gt, TWFE, dose response, Bacon).
+    placebo_shifts
+        Placebo in time of the primary specification: adoption moved this many years earlier
+        on the truly untreated years (:func:`impact.diagnostics.placebo_time`); () = none.
 
     Returns
     -------
@@ -265,6 +270,20 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
     def cat(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
+    placebo = pd.DataFrame()
+    if placebo_shifts:
+        from impact.diagnostics import placebo_time
+
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                placebo = placebo_time(data, list(outcomes), shifts=placebo_shifts,
+                                       tools=tools, n_boot=primary_boot, seed=seed)
+            problems += [{"tool": "all", "outcome": "all", "estimator": "placebo_time",
+                          "kind": "warning", "message": str(w.message)} for w in caught]
+        except EstimationError as err:
+            problems.append({"tool": "all", "outcome": "all", "estimator": "placebo_time",
+                             "kind": "error", "message": str(err)})
     headline = pd.DataFrame(heads)
     if truth is None and "truth" in headline:
         headline = headline.drop(columns="truth")
@@ -272,7 +291,7 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
         headline=headline, primary=cat(prim), aggregates=pd.DataFrame(aggs), att_gt=cat(cells),
         twfe=cat(twfes), dose_response=cat(doses), bacon=cat(bacons),
         problems=pd.DataFrame(problems, columns=["tool", "outcome", "estimator", "kind", "message"]),
-        figures=figures,
+        placebo=placebo, figures=figures,
     )
 
 

@@ -243,7 +243,8 @@ def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[
     tables = out / "private" / "tables"
     tables.mkdir(parents=True, exist_ok=True)
     est.headline.to_csv(tables / "headline.csv", index=False)
-    for name in ("primary", "aggregates", "att_gt", "twfe", "dose_response", "bacon", "problems"):
+    for name in ("primary", "placebo", "aggregates", "att_gt", "twfe", "dose_response", "bacon",
+                 "problems"):
         getattr(est, name).to_csv(tables / f"did_{name}.csv", index=False)
     figures = out / "private" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
