@@ -31,7 +31,7 @@ EFFECT_COLUMNS = [
     "p_positive",
     "p_above_threshold",
 ]
-TINY = {"draws": 20, "tune": 20, "chains": 2, "seed": 11}
+TINY = {"draws": 20, "tune": 20, "chains": 2, "seed": 11, "max_attempts": 1}
 NORMAL = {"threshold": 0.01, "event_time": "event_time", "event_window": (-3, 2)}
 
 

@@ -6,9 +6,11 @@ always passed as ``nuts_sampler=`` and recorded in the result.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,25 @@ SAMPLERS = ("auto", "nutpie", "pymc", "numpyro")
 #: target_accept 0.95, seeds 1 and 2): min gated bulk ESS 1129 / 1056 with "draw_diag" against
 #: 734 / 862 with "diag", the same tree depth (31 leapfrog steps per draw).
 NUTPIE_ADAPTATION = "draw_diag"
+
+
+@contextlib.contextmanager
+def reproducible_compilation() -> Iterator[None]:
+    """Compile without PyTensor's numba ``fastmath`` (``reassoc`` and friends).
+
+    With ``fastmath`` LLVM vectorises PyTensor's reductions by reassociating them, and their
+    rounding then depends on the arrays' alignment, i.e. on the heap layout of the process. A
+    process that compiled the model (cold cache) and one that loaded it from PyTensor's cache
+    (warm) allocate differently, so their log densities differed in the last bits (measured:
+    1e-13 at 50 points of a small model) and NUTS trajectories diverged: one seed gave two
+    answers. Without it, cold and warm processes give bit-identical draws
+    (``tests/test_bayes_seed.py``). The fused Ops (:mod:`impact.bayes.ops`) set their own flags
+    (``contract`` only) and keep their speed. PyTensor's cache keys include the flag.
+    """
+    import pytensor
+
+    with pytensor.config.change_flags(numba__fastmath=False):
+        yield
 
 
 def resolve_sampler(sampler: str) -> str:
@@ -72,6 +93,7 @@ def sample(
     target_accept: float = 0.95,
     seed: int | None = None,
     progressbar: bool = False,
+    adaptation: str | None = None,
 ) -> tuple[Any, SamplingRun]:
     """Run NUTS on a PyMC model.
 
@@ -91,6 +113,9 @@ def sample(
         Random seed; a given seed gives identical draws.
     progressbar
         Show a progress bar.
+    adaptation
+        nutpie only: its mass-matrix adaptation (default :data:`NUTPIE_ADAPTATION`;
+        ``"low_rank"`` is the denser one, used by the last refit).
 
     Returns
     -------
@@ -106,9 +131,9 @@ def sample(
     n_cores = int(cores if cores is not None else min(chains, os.cpu_count() or 1))
     nuts: dict[str, Any] = {"target_accept": target_accept}
     if which == "nutpie":
-        nuts["adaptation"] = NUTPIE_ADAPTATION
+        nuts["adaptation"] = adaptation or NUTPIE_ADAPTATION
     t0 = time.perf_counter()
-    with model, light_callbacks(which == "nutpie") as light:
+    with model, reproducible_compilation(), light_callbacks(which == "nutpie") as light:
         idata = pm.sample(
             draws=draws,
             tune=tune,
