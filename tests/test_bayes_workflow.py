@@ -116,30 +116,33 @@ def test_refit_plan() -> None:
     assert next_attempt(first, done, flip=True, sampler="pymc") is None
     done.append((a4, _row(False, 1.02, 100)))
     assert next_attempt(first, done, flip=True, sampler="nutpie") is None
-    # no flip without partial pooling
+    # no flip (no partial pooling, or a parameterisation the data settled): more draws
     a2 = next_attempt(first, [(first, _row(False, 1.02, 300))], flip=False, sampler="pymc")
-    assert a2 is not None and a2.centred_effects is False
+    assert a2 == Attempt(False, 2000, 2000, 0.95)
     # a divergence-free fit outranks one with divergences at the same ESS
     assert attempt_score(_row(False, 1.0, 500)) > attempt_score(_row(False, 1.0, 500, div=2))
     assert attempt_score(_row(True, 1.0, 401)) > attempt_score(_row(False, 1.0, 5000))
 
 
 def test_failed_gate_refits_and_records_every_attempt() -> None:
-    """Tiny chains cannot pass ESS >= 400: both attempts run and fail, the best is chosen."""
+    """Tiny chains cannot pass ESS >= 400: both attempts run and fail, the best is chosen.
+
+    The user's non-centred effects are flipped by the first refit (with twice the tuning).
+    """
     panel = synthetic_panel(3, n_municipalities=4, departments_per_municipality=6).frame
-    model = HierarchicalModel(panel, ModelConfig("log_income", "in_force"))
+    model = HierarchicalModel(panel, ModelConfig("log_income", "in_force", centred_effects=False))
     with pytest.warns(bayes.ConvergenceWarning):
         fit = model.fit(**TINY, max_attempts=2)
     att = fit.attempts
     assert list(att["attempt"]) == [1, 2]
-    assert att["centred_effects"].iloc[0] == model.effects_choice.centred
-    assert att["centred_effects"].iloc[1] != model.effects_choice.centred
+    assert list(att["centred_effects"]) == [False, True]
     assert list(att["tune"]) == [20, 40] and not att["converged"].any()
     assert att["chosen"].sum() == 1 and not fit.converged
     chosen = int(att.loc[att["chosen"], "attempt"].iloc[0])
     assert fit.diagnostics["attempt"].iloc[0] == chosen
     assert fit.diagnostics["n_attempts"].iloc[0] == 2
-    assert fit.parameterisation["effect"]["source"] == "data"
+    assert fit.parameterisation["effect"]["source"] == "user"
+    assert fit.diagnostics["centred_effects"].iloc[0] == att.loc[att["chosen"], "centred_effects"].iloc[0]
     # one way to pass each option: model options are not fit options
     with pytest.raises(TypeError):
         model.fit(likelihood="binomial")  # type: ignore[call-arg]
@@ -161,7 +164,7 @@ def test_issue_panel_passes_the_gate_with_defaults(zero_effect: bool) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", bayes.ConvergenceWarning)
         fit = bayes.hierarchical(frame, "y", "in_force", seed=1)
-    assert fit.converged
+    assert fit.converged and fit.diagnostics["attempt"].iloc[0] == 1
     assert fit.parameterisation["effect"]["centred"] is (not zero_effect)
     truth = float(frame.attrs["effects"].mean())
     pooled = fit.effects.iloc[0]
