@@ -169,3 +169,27 @@ def test_issue_panel_passes_the_gate_with_defaults(zero_effect: bool) -> None:
     truth = float(frame.attrs["effects"].mean())
     pooled = fit.effects.iloc[0]
     assert pooled["lower_90"] < truth < pooled["upper_90"]
+
+
+def test_kept_nutpie_compilation_gives_pm_sample_draws() -> None:
+    """The compiled model kept between fits gives the draws of ``pm.sample`` for one seed."""
+    pytest.importorskip("nutpie")
+    from impact.bayes.fit import sample
+    from impact.bayes.model import eight_schools_model
+
+    model = eight_schools_model()
+    kw = {"draws": 30, "tune": 30, "chains": 2, "seed": 5, "sampler": "nutpie"}
+    via_pymc, run0 = sample(model, **kw)
+    kept: dict = {}
+    first, run1 = sample(model, **kw, compiled=kept)
+    again, run2 = sample(model, **kw, compiled=kept)
+    assert (run0.reused_compilation, run1.reused_compilation, run2.reused_compilation) == (
+        False,
+        False,
+        True,
+    )
+    for var in ("mu", "tau", "theta"):
+        ref = via_pymc["posterior"][var].to_numpy()
+        np.testing.assert_array_equal(first["posterior"][var].to_numpy(), ref)
+        np.testing.assert_array_equal(again["posterior"][var].to_numpy(), ref)
+    assert set(first["sample_stats"].data_vars) == set(via_pymc["sample_stats"].data_vars)

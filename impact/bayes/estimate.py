@@ -151,6 +151,8 @@ class HierarchicalModel:
         else:
             self.effects_choice = LevelChoice("effect", bool(config.centred_effects), "user")
         self._models: dict[tuple[bool, bool], Any] = {}
+        #: nutpie's compiled models, by parameterisation (reused by refits and later fits)
+        self._compiled: dict[bool, dict[str, Any]] = {}
 
     def pymc_model(self, centred_effects: bool | None = None, *, fused: bool = True) -> Any:
         """The PyMC model (built once per parameterisation and kept)."""
@@ -227,6 +229,7 @@ class HierarchicalModel:
                 seed=seed,
                 progressbar=progressbar,
                 adaptation=attempt.adaptation,
+                compiled=self._compiled.setdefault(attempt.centred_effects, {}),
             )
             gate, nuisance = self._gate_variables(idata, strict_gate)
             worst, _ = arviz_io.diagnostics(idata, gate, nuisance)

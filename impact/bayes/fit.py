@@ -76,6 +76,8 @@ class SamplingRun:
     adaptation: str = ""
     #: nutpie only: compiled with the lighter C callbacks of :mod:`impact.bayes._nutpie`
     light_callbacks: bool = False
+    #: nutpie only: the compiled model of an earlier fit was reused (no compilation)
+    reused_compilation: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """As a JSON-serialisable dict."""
@@ -94,6 +96,7 @@ def sample(
     seed: int | None = None,
     progressbar: bool = False,
     adaptation: str | None = None,
+    compiled: dict[str, Any] | None = None,
 ) -> tuple[Any, SamplingRun]:
     """Run NUTS on a PyMC model.
 
@@ -116,6 +119,10 @@ def sample(
     adaptation
         nutpie only: its mass-matrix adaptation (default :data:`NUTPIE_ADAPTATION`;
         ``"low_rank"`` is the denser one, used by the last refit).
+    compiled
+        nutpie only: a dict that keeps the compiled model between calls for the same
+        ``model`` (filled on the first call). The draws are those of ``pm.sample`` for the same
+        seed (same compiled functions, same per-chain seed; tested).
 
     Returns
     -------
@@ -133,6 +140,15 @@ def sample(
     if which == "nutpie":
         nuts["adaptation"] = adaptation or NUTPIE_ADAPTATION
     t0 = time.perf_counter()
+    if which == "nutpie" and compiled is not None:
+        reused = "model" in compiled
+        idata, light = _sample_nutpie(model, compiled, draws, tune, chains, n_cores, seed, nuts)
+        wall = time.perf_counter() - t0
+        run = SamplingRun(
+            which, draws, tune, chains, n_cores, target_accept, seed, wall,
+            str(nuts["adaptation"]), light, reused,
+        )  # fmt: skip
+        return idata, run
     with model, reproducible_compilation(), light_callbacks(which == "nutpie") as light:
         idata = pm.sample(
             draws=draws,
@@ -152,3 +168,46 @@ def sample(
         which, draws, tune, chains, n_cores, target_accept, seed, wall, str(adaptation), light
     )
     return idata, run
+
+
+def _sample_nutpie(
+    model: Any,
+    compiled: dict[str, Any],
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int | None,
+    nuts: dict[str, Any],
+) -> tuple[Any, bool]:
+    """``pm.sample(nuts_sampler="nutpie")`` with the compiled model kept in ``compiled``.
+
+    The same steps as PyMC 5's ``_sample_external_nuts``: compile (numba backend), the chain-0
+    seed ``get_random_generator(seed).spawn(chains)[0].integers(2**30)``, ``nutpie.sample``
+    without the warm-up, ``patch_nutpie_idata``.
+    """
+    import nutpie
+    from pymc.backends.arviz import patch_nutpie_idata
+    from pymc.util import get_random_generator
+
+    with model, reproducible_compilation():
+        if "model" not in compiled:
+            with light_callbacks(True) as light:
+                compiled["model"] = nutpie.compile_pymc_model(model, backend="numba")
+            compiled["light"] = light
+        rngs = get_random_generator(seed).spawn(chains)
+        t0 = time.time()
+        idata = nutpie.sample(
+            compiled["model"],
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=int(rngs[0].integers(2**30)),
+            save_warmup=False,
+            store_unconstrained=False,
+            progress_bar=False,
+            **nuts,
+        )
+        patch_nutpie_idata(idata, model, sampling_time=time.time() - t0)
+    return idata, bool(compiled["light"])
