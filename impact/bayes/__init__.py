@@ -1,6 +1,8 @@
 """Bayesian hierarchical difference-in-differences models of tool effects (PyMC, ArviZ).
 
-- :func:`hierarchical`: department intercepts nested in plans and municipalities, zero-sum year
+- :class:`HierarchicalModel`: ``HierarchicalModel(data, ModelConfig(...))``, then
+  ``.prior_predictive()`` and ``.fit(**sampler options)`` (refits while the gate fails).
+- :func:`hierarchical`: the same in one call: department intercepts nested in plans and municipalities, zero-sum year
   effects, the treatment effect partially pooled across ``effect_by`` groups; returns a
   :class:`HierarchicalResult` (``.effects``, ``.diagnostics``, ``.converged``, ``.idata``).
 - :func:`compare_pooling`: LOO comparison of complete, no and partial pooling.
@@ -9,7 +11,8 @@
 
 Modules: :mod:`~impact.bayes.design` (data checks, configuration),
 :mod:`~impact.bayes.model` (priors, PyMC model), :mod:`~impact.bayes.fit`
-(sampling, nutpie / PyMC NUTS), :mod:`~impact.bayes.arviz_io` (every ArviZ call),
+(sampling, nutpie / PyMC NUTS), :mod:`~impact.bayes.parameterisation` (centred or
+non-centred effects from the data), :mod:`~impact.bayes.arviz_io` (every ArviZ call),
 :mod:`~impact.bayes.effects`, :mod:`~impact.bayes.results`, :mod:`~impact.bayes.synthetic`,
 :mod:`~impact.bayes.ops` (the fused binomial log-likelihood Op behind the binomial model's speed).
 PyMC is imported only when a model is built, so ``import impact.bayes`` stays fast.
@@ -22,6 +25,7 @@ from typing import Any
 
 _WHERE = {
     "hierarchical": "impact.bayes.estimate",
+    "HierarchicalModel": "impact.bayes.estimate",
     "compare_pooling": "impact.bayes.estimate",
     "prior_predictive": "impact.bayes.estimate",
     "plot_prior_predictive": "impact.bayes.estimate",

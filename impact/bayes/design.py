@@ -68,7 +68,9 @@ class ModelConfig:
     centred_levels
         Centred parameterisation of the plan and municipality intercepts.
     centred_effects
-        Centred parameterisation of the group treatment effects.
+        Centred parameterisation of the group treatment effects: ``True``, ``False`` or
+        ``"auto"`` (default: chosen from how strongly the data identify them, see
+        :mod:`impact.bayes.parameterisation`).
     event_time
         Optional column with the time relative to adoption (``year - first_year``; null for
         never-adopting units). Adds event-time dynamics, see :func:`impact.bayes.model.build_model`.
@@ -89,7 +91,7 @@ class ModelConfig:
     pooling: str = "partial"
     centred_intercepts: bool = True
     centred_levels: bool = False
-    centred_effects: bool = False
+    centred_effects: bool | str = "auto"
     event_time: str | None = None
     event_window: tuple[int, int] = (-4, 5)
 
@@ -197,6 +199,11 @@ def validate_config(config: ModelConfig) -> None:
     lo, hi = config.event_window
     if config.event_time is not None and not lo <= -2 < 0 <= hi:
         raise EstimationError("impact.bayes: event_window must be (lead <= -2, lag >= 0)")
+    if config.centred_effects not in (True, False, "auto"):
+        raise EstimationError(
+            "impact.bayes: centred_effects must be True, False or 'auto', got "
+            f"{config.centred_effects!r}"
+        )
     if len(set(config.levels)) != len(config.levels) or config.unit in config.levels:
         raise EstimationError(f"impact.bayes: levels {config.levels} must be distinct columns")
 

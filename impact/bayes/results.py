@@ -69,6 +69,13 @@ class HierarchicalResult:
         The ArviZ ``xarray.DataTree`` (posterior, sample_stats, observed_data, ...).
     config, run
         The model configuration (``config.hash()`` is saved with the posterior) and what ran.
+    attempts
+        One row per fit (the first and any refits after a failed gate): the parameterisation
+        and sampler settings, the gate diagnostics, ``converged`` and ``chosen`` (the fit these
+        tables come from: the first that passed, or the best when none did).
+    parameterisation
+        ``{"effect": {...}}``: centred or not, chosen from the data or by the user, and the
+        numbers behind the choice (:mod:`impact.bayes.parameterisation`).
     threshold
         The practical threshold behind ``p_above_threshold``.
     """
@@ -89,6 +96,11 @@ class HierarchicalResult:
     nuisance_variables: tuple[str, ...] = ()
     #: the per-parameter table once computed (or as loaded)
     stored_parameter_diagnostics: pd.DataFrame | None = field(default=None, repr=False)
+    #: every fit that ran: settings, gate diagnostics, ``converged``, ``chosen`` (the result)
+    attempts: pd.DataFrame | None = None
+    #: how each level was parameterised and why (:class:`~impact.bayes.parameterisation.
+    #: LevelChoice` as dicts, by level)
+    parameterisation: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def parameter_diagnostics(self) -> pd.DataFrame:
@@ -209,6 +221,8 @@ class HierarchicalResult:
             "dynamics": None if self.dynamics is None else self.dynamics.to_json(orient="split"),
             "diagnostics": self.diagnostics.to_json(orient="split"),
             "parameter_diagnostics": self.parameter_diagnostics.to_json(orient="split"),
+            "attempts": None if self.attempts is None else self.attempts.to_json(orient="split"),
+            "parameterisation": self.parameterisation,
         }
         idata = self.idata
         for group in ("posterior_predictive", "log_likelihood"):
@@ -273,6 +287,8 @@ def load(path: str | Path, config_hash: str | None = None) -> HierarchicalResult
         data_hash=str(meta.get("data_hash", "")),
         gate_variables=tuple(params.loc[params["in_gate"], "variable"].unique()),
         stored_parameter_diagnostics=params,
+        attempts=_frame(meta.get("attempts")),
+        parameterisation=dict(meta.get("parameterisation") or {}),
     )
 
 

@@ -1,0 +1,155 @@
+"""Centred or non-centred group effects, chosen from how strongly the data identify them.
+
+A hierarchical effect ``effect[g] ~ Normal(mu, sigma_effect)`` samples well centred when each
+group's likelihood pins its effect down much more tightly than the prior spread does (the
+posterior of ``effect[g]`` is then nearly independent of ``mu`` and ``sigma_effect``), and well
+non-centred when it does not (the funnel of Neal / Betancourt & Girolami 2015, "Hamiltonian
+Monte Carlo for hierarchical models"). Measured on the issue-15 panel: with well-identified
+municipality effects the non-centred pooled mean and the standardised effects correlate at
+-0.92 to -0.96 (the pooled effect mixes slowly); centred effects fail where the effects are
+not identified (a placebo world).
+
+The rule, per level (here the ``effect_by`` level), needs no sampling:
+
+1. the group effects are estimated by least squares in the two-way fixed-effects model
+   ``y[i, t] = a[i] + b[t] + sum_g effect[g] * d[i, t] * 1[g(i) = g]`` (the outcome on the
+   model's scale: standardised, or the empirical log-odds for the binomial), with their
+   standard errors ``se[g]``;
+2. the between-group SD is the moment estimate
+   ``s = sqrt(max(0, var(effect_hat) - mean(se**2)))``;
+3. each group's *data weight* is ``s**2 / (s**2 + se[g]**2)`` (1 - the normal-normal shrinkage
+   factor: the share of the posterior precision that comes from the data); groups without
+   treatment variation get 0;
+4. centred when the mean data weight exceeds :data:`CENTRED_ABOVE` (0.5: the data, not the
+   prior, dominate the average group).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from impact.bayes.design import Design
+
+#: Centred effects when the mean data weight (1 - shrinkage factor) exceeds this.
+CENTRED_ABOVE = 0.5
+#: Two-way demeaning of an unbalanced panel: alternate until the largest change is below this.
+_TOL = 1e-10
+_MAX_SWEEPS = 500
+
+
+@dataclass(frozen=True)
+class LevelChoice:
+    """The parameterisation chosen for one level and the numbers behind it.
+
+    Attributes
+    ----------
+    level
+        ``"effect"`` (the ``effect_by`` group effects).
+    centred
+        The parameterisation used (``True`` = centred).
+    source
+        ``"data"`` (the rule of this module) or ``"user"`` (set explicitly).
+    between_sd
+        Moment estimate of the between-group SD (model scale).
+    median_se
+        Median least-squares standard error of the identified groups (model scale).
+    data_weight
+        Mean over the groups of ``s**2 / (s**2 + se**2)``.
+    n_identified
+        Groups with treatment variation left after the fixed effects.
+    """
+
+    level: str
+    centred: bool
+    source: str
+    between_sd: float = float("nan")
+    median_se: float = float("nan")
+    data_weight: float = float("nan")
+    n_identified: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """As a JSON-serialisable dict."""
+        return asdict(self)
+
+
+def _model_scale_outcome(design: Design) -> np.ndarray:
+    """The outcome on the scale of the linear predictor."""
+    if design.n_trials is None:
+        return (design.y - design.y_loc) / design.y_scale
+    k, n = design.y.astype(float), design.n_trials.astype(float)
+    return np.log((k + 0.5) / (n - k + 0.5)) - design.y_loc
+
+
+def two_way_demean(design: Design, columns: np.ndarray) -> np.ndarray:
+    """``columns`` (n_obs x k) minus unit and time means, to convergence (exact if balanced)."""
+    n = design.n_obs
+    ones = np.ones(n)
+    rows = np.arange(n)
+    unit = sp.csr_matrix((ones, (rows, design.unit_idx)), shape=(n, len(design.units)))
+    time = sp.csr_matrix((ones, (rows, design.time_idx)), shape=(n, len(design.times)))
+    n_unit = np.asarray(unit.sum(axis=0)).ravel()
+    n_time = np.asarray(time.sum(axis=0)).ravel()
+    x = np.array(columns, dtype=float)
+    for _ in range(_MAX_SWEEPS):
+        before = x.copy()
+        x -= unit @ ((unit.T @ x) / n_unit[:, None])
+        x -= time @ ((time.T @ x) / n_time[:, None])
+        if np.max(np.abs(x - before), initial=0.0) < _TOL:
+            break
+    return x
+
+
+def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares effects and standard errors by ``effect_by`` group (two-way FE model).
+
+    Returns
+    -------
+    (estimates, standard_errors)
+        Model scale; ``nan`` / ``inf`` for groups without treatment variation.
+    """
+    n_g = len(design.effect_groups)
+    x = np.zeros((design.n_obs, n_g))
+    x[np.arange(design.n_obs), design.effect_idx] = design.d
+    z = two_way_demean(design, np.column_stack([_model_scale_outcome(design), x]))
+    y, x = z[:, 0], z[:, 1:]
+    scale = np.sqrt((x**2).sum(axis=0))
+    ok = scale > 1e-8 * max(1.0, float(np.sqrt((design.d**2).sum())))
+    est = np.full(n_g, np.nan)
+    se = np.full(n_g, np.inf)
+    if not ok.any():
+        return est, se
+    xo = x[:, ok]
+    xtx = xo.T @ xo
+    beta = np.linalg.solve(xtx, xo.T @ y)
+    resid = y - xo @ beta
+    dof = design.n_obs - len(design.units) - len(design.times) + 1 - int(ok.sum())
+    sigma2 = float(resid @ resid) / max(dof, 1)
+    est[ok] = beta
+    se[ok] = np.sqrt(sigma2 * np.diag(np.linalg.inv(xtx)))
+    return est, se
+
+
+def choose_effects(design: Design) -> LevelChoice:
+    """Centred or non-centred ``effect_by`` group effects from the data (module docstring)."""
+    est, se = group_effect_estimates(design)
+    ok = np.isfinite(se)
+    n_ok = int(ok.sum())
+    if n_ok < 2:
+        return LevelChoice("effect", False, "data", n_identified=n_ok)
+    s2 = max(0.0, float(np.var(est[ok], ddof=1) - np.mean(se[ok] ** 2)))
+    weight = np.zeros(len(se))
+    if s2 > 0:
+        weight[ok] = s2 / (s2 + se[ok] ** 2)
+    mean_weight = float(weight.mean())
+    return LevelChoice(
+        level="effect",
+        centred=mean_weight > CENTRED_ABOVE,
+        source="data",
+        between_sd=float(np.sqrt(s2)),
+        median_se=float(np.median(se[ok])),
+        data_weight=mean_weight,
+        n_identified=n_ok,
+    )
