@@ -21,10 +21,20 @@ Measures (person level, attributes at *t*)
 Contrasts
     The difference of each channel's mean from the waiting list's, within a housing market
     (``market_type``) or over all, pooled over the years: the coefficient of a regression of the
-    person-level measure on channel dummies (waiting list the reference), with a cluster-robust
-    (CR1) variance clustered as the tools were assigned: by plan, a department without a plan
-    being its own cluster. Intervals use the t distribution with G - 1 degrees of freedom
-    (G clusters with persons in the two channels compared).
+    person-level measure on a channel dummy (persons of that channel and of the waiting list),
+    ``raw`` or ``within_department_year`` (with department-year effects: the channel's tenants
+    against the waiting list's in the same department and year, so where a channel is used does
+    not enter), with a cluster-robust (CR1) variance clustered as the tools were assigned: by
+    plan, a department without a plan being its own cluster. Intervals use the t distribution
+    with G - 1 degrees of freedom (G = clusters contributing to the slope).
+Placebo world (:func:`impact.simulate.placebo`)
+    The lettings and their channels are factual, the persons counterfactual. The simulator
+    numbers persons by department-local slots, so about 83% of the in-movers still link to a
+    letting (a tenant whom the waiting list chose in the world without tools, carrying the
+    factual channel label), the rest are unlinked; the contrasts are then centred on zero (no
+    selection behind the labels). The placebo registers also break the data contract
+    (``lettings.person_id`` not in ``persons``), so ``impact.panel.build`` needs
+    ``validate=False`` there; this module does not validate.
 """
 
 from __future__ import annotations
@@ -59,7 +69,10 @@ class ChannelComposition:
         measure over the in-movers of that cell (``n_persons`` its base, ``n_departments`` the
         departments they moved into). ``channel`` includes ``unlinked``.
     contrasts
-        ``market_type`` (``all`` = both markets), ``channel, measure, value, reference_value,
+        ``market_type`` (``all`` = both markets), ``channel, measure, comparison`` (``raw``:
+        all tenants of the two channels; ``within_department_year``: with department-year
+        effects, i.e. tenants let through the channel and through the waiting list in the same
+        department and year, which removes where the channel is used), ``value, reference_value,
         difference, se, lower, upper, n_persons, n_persons_reference, n_departments,
         n_clusters, cluster``: each channel against the waiting list, pooled over the years.
     linkage
@@ -75,10 +88,12 @@ class ChannelComposition:
     linkage: pd.DataFrame
     movers: pd.DataFrame
 
-    def plot(self, measure: str = "share_employed", ax: object | None = None) -> object:
+    def plot(self, measure: str = "share_employed", ax: object | None = None, *,
+             comparison: str = "raw") -> object:
         """Each channel's difference from the waiting list with its 95% interval, by market.
 
-        Returns the matplotlib figure (drawn on ``ax`` if given).
+        ``comparison``: ``raw`` or ``within_department_year``. Returns the matplotlib figure
+        (drawn on ``ax`` if given).
         """
         import matplotlib
 
@@ -90,6 +105,7 @@ class ChannelComposition:
         else:
             fig = ax.figure  # type: ignore[attr-defined]
         c = self.contrasts[(self.contrasts["measure"] == measure)
+                           & (self.contrasts["comparison"] == comparison)
                            & (self.contrasts["market_type"] != "all")]
         markets = sorted(c["market_type"].unique())
         channels = sorted(c["channel"].unique())
@@ -104,7 +120,8 @@ class ChannelComposition:
         ax.set_xticks(np.arange(len(channels)))  # type: ignore[attr-defined]
         ax.set_xticklabels([ch.replace("_", "\n") for ch in channels], fontsize=8)  # type: ignore[attr-defined]
         ax.set_ylabel(f"{measure}: channel - waiting list")  # type: ignore[attr-defined]
-        ax.set_title("New tenants by letting channel (95% CI, plan clusters)", fontsize=9)  # type: ignore[attr-defined]
+        ax.set_title(f"New tenants by letting channel ({comparison}; 95% CI, plan clusters)",
+                     fontsize=9)  # type: ignore[attr-defined]
         ax.legend(title="market", fontsize=8)  # type: ignore[attr-defined]
         fig.tight_layout()
         return fig
