@@ -39,14 +39,15 @@ import pandas as pd
 from scipy import stats
 
 from impact import did
+from impact.did._blas import single_blas_thread
 from impact.errors import EstimationError
-from impact.estimates import CLUSTER, OUTCOMES, TOOLS, primary_truth
+from impact.estimates import CLUSTER, ESTIMAND, OUTCOMES, TOOLS, primary_truth, verdict
 
 # the module (``impact.did.imputation`` the attribute is the function): its design and estimate
 # steps, to re-estimate every subgroup on the same bootstrap draws
 imp_mod = importlib.import_module("impact.did.imputation")
 
-__all__ = ["SUBGROUPS", "SubgroupResult", "by_subgroup", "subgroup_labels"]
+__all__ = ["SUBGROUPS", "SubgroupResult", "by_subgroup", "headline", "subgroup_labels"]
 
 SUBGROUPS = ("market_type", "vulnerability")
 VULNERABILITY_LABELS = ("T1_low_employment", "T2", "T3_high_employment")
@@ -64,7 +65,9 @@ class SubgroupResult:
         n_units_treated, n_obs_treated, n_departments, n_clusters, cluster, outcome`` and
         ``truth`` when a truth table was given.
     overall
-        The ``att`` rows with ``pretest_p_value`` (BJS test of the leads within the subgroup).
+        The ``att`` rows with ``pretest_p_value`` (BJS test of the leads within the subgroup),
+        ``n_treated_clusters`` and the headline's ``verdict``
+        (:func:`impact.estimates.verdict`).
     tests
         ``tool, subgroup_variable, outcome, n_subgroups, stat, df, p_value, n_boot_used``: the
         Wald test that the tool's ATT is the same in every subgroup.
@@ -174,17 +177,18 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
     groups += [(str(v), data[(labels == v).to_numpy()], _options(data, tools, within_market))
                for v in levels]
     fits = []
-    for name, sub, opts in groups:
-        try:
-            res, d, layout, df, est = _fit(sub, outcome, opts)
-        except EstimationError as err:
-            raise EstimationError(f"by_subgroup: {subgroup}={name}: {err}") from err
-        code = clusters.get_indexer(df[CLUSTER].astype(str))
-        fits.append((name, sub, opts, res, d, layout, est, code))
+    with single_blas_thread():
+        for name, sub, opts in groups:
+            try:
+                res, d, layout, df, est = _fit(sub, outcome, opts)
+            except EstimationError as err:
+                raise EstimationError(f"by_subgroup: {subgroup}={name}: {err}") from err
+            code = clusters.get_indexer(df[CLUSTER].astype(str))
+            fits.append((name, sub, opts, res, d, layout, est, code))
     rng = np.random.default_rng(seed)
     g = clusters.size
     draws = [np.empty((int(n_boot), f[6].size)) for f in fits]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), single_blas_thread():
         warnings.simplefilter("ignore", RuntimeWarning)
         for b in range(int(n_boot)):
             mult = np.bincount(rng.integers(0, g, g), minlength=g).astype(float)
@@ -202,6 +206,11 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
                            n_clusters=int(res.settings["n_clusters"]), cluster="plan_id")
         pre = res.pretest.set_index("tool")["p_value"]
         tidy["pretest_p_value"] = np.where(tidy["term"] == "att", tidy["tool"].map(pre), np.nan)
+        dept_cluster = sub.groupby("department_id")[CLUSTER].first()
+        rows = res.rows  # type: ignore[attr-defined]
+        n_cl = rows.assign(c=rows["department_id"].map(dept_cluster)).groupby("tool")["c"].nunique()
+        tidy["n_treated_clusters"] = np.where(tidy["term"] == "att", tidy["tool"].map(n_cl),
+                                              np.nan)
         parts.append(tidy)
         for k, c in enumerate(opts["cohorts"]):
             att_draws[(name, c.removeprefix("cohort_"))] = dr[:, _offsets(layout, opts["cohorts"])[k]]
@@ -214,6 +223,10 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
              for tool in tools]
     overall = estimates[estimates["term"] == "att"].drop(
         columns=["term", "event_time", "cohort"]).reset_index(drop=True)
+    overall["n_treated_clusters"] = overall["n_treated_clusters"].astype(int)
+    overall["verdict"] = [verdict(estimate=r.estimate, pretest_p_value=r.pretest_p_value,
+                                  n_treated_clusters=r.n_treated_clusters)
+                          for r in overall.itertuples(index=False)]
     return SubgroupResult(estimates=estimates, overall=overall, tests=pd.DataFrame(tests),
                           draws=draws_frame)
 
@@ -276,3 +289,34 @@ def _wald(estimates: pd.DataFrame, att_draws: dict, levels: list[str], tool: str
     except np.linalg.LinAlgError:
         return row | {"stat": np.nan, "p_value": np.nan}
     return row | {"stat": stat, "p_value": float(stats.chi2.sf(stat, len(levels) - 1))}
+
+
+def headline(data: pd.DataFrame, *, n_boot: int, seed: int, truth: pd.DataFrame | None = None,
+             outcomes: tuple[str, ...] = OUTCOMES, subgroups: tuple[str, ...] = SUBGROUPS,
+             tools: tuple[str, ...] = TOOLS) -> pd.DataFrame:
+    """Headline rows by subgroup: one per subgroup variable x subgroup x tool x outcome.
+
+    Columns as ``tables/headline.csv`` (``tool, outcome, estimand, estimate, se, lower, upper,
+    n_departments`` (treated), ``n_department_years, n_treated_clusters, cluster,
+    pretest_p_value, verdict``, ``truth`` when simulated) plus ``subgroup_variable``,
+    ``n_departments_in_subgroup``, ``n_clusters_in_subgroup``, ``subgroup`` (``all`` = pooled; its
+    estimates equal the primary's, its SEs come from the joint bootstrap) and
+    ``equal_effects_p_value`` (the Wald test of the subgroup variable, same on every row of it).
+    """
+    out = []
+    for subgroup in subgroups:
+        for outcome in outcomes:
+            res = by_subgroup(data, outcome, subgroup, n_boot=n_boot, seed=seed, truth=truth,
+                              tools=tools)
+            o = res.overall.rename(columns={"n_departments": "n_departments_in_subgroup",
+                                            "n_clusters": "n_clusters_in_subgroup"}).rename(
+                columns={"n_units_treated": "n_departments",
+                         "n_obs_treated": "n_department_years"})
+            p = res.tests.set_index("tool")["p_value"]
+            out.append(o.assign(estimand=ESTIMAND, equal_effects_p_value=o["tool"].map(p)))
+    cols = ["subgroup_variable", "subgroup", "tool", "outcome", "estimand", "estimate", "se",
+            "lower", "upper", "n_departments", "n_department_years", "n_treated_clusters",
+            "n_departments_in_subgroup", "n_clusters_in_subgroup", "cluster", "pretest_p_value",
+            "verdict",
+            "equal_effects_p_value"] + (["truth"] if truth is not None else [])
+    return pd.concat(out, ignore_index=True)[cols]

@@ -11,7 +11,7 @@ import pytest
 import impact.did
 import impact.estimates
 from impact.errors import EstimationError
-from impact.subgroups import VULNERABILITY_LABELS, by_subgroup, subgroup_labels
+from impact.subgroups import VULNERABILITY_LABELS, by_subgroup, headline, subgroup_labels
 from tests import _small_world as world
 
 N_BOOT = 29
@@ -107,3 +107,15 @@ def test_bad_arguments() -> None:
         by_subgroup(data, "share_employed", "year", n_boot=5, seed=0)
     with pytest.raises(EstimationError, match="fewer than two"):
         by_subgroup(data.assign(one="x"), "share_employed", "one", n_boot=5, seed=0)
+
+
+def test_headline_rows() -> None:
+    data = world.prepared()
+    h = headline(data, n_boot=5, seed=0, outcomes=("share_employed",), subgroups=("market_type",))
+    assert list(h["subgroup"]) == ["all", "all", "vacancies", "vacancies", "waiting_list",
+                                   "waiting_list"]
+    assert set(h["verdict"]) <= {"credible", "pre-trends rejected", "too few clusters",
+                                 "not estimable"}
+    assert (h["n_treated_clusters"] <= h["n_clusters_in_subgroup"]).all()
+    assert (h["n_departments"] <= h["n_departments_in_subgroup"]).all()
+    assert h.groupby("tool")["equal_effects_p_value"].nunique().eq(1).all()
