@@ -74,7 +74,8 @@ class ChannelComposition:
         effects, i.e. tenants let through the channel and through the waiting list in the same
         department and year, which removes where the channel is used), ``value, reference_value,
         difference, se, lower, upper, n_persons, n_persons_reference, n_departments,
-        n_clusters, cluster``: each channel against the waiting list, pooled over the years.
+        n_clusters, cluster``: each channel against the waiting list, pooled over the years
+        (``n_persons`` counts in-mover person-years there).
     linkage
         ``market_type, group`` (``linked`` / ``unlinked``), ``n_persons, n_households,
         n_departments, share_of_in_movers`` and the four measures with their bases
@@ -87,6 +88,20 @@ class ChannelComposition:
     contrasts: pd.DataFrame
     linkage: pd.DataFrame
     movers: pd.DataFrame
+
+    def evidence(self, measure: str) -> pd.DataFrame:
+        """Disclosure evidence of the ``composition`` cells of one measure.
+
+        :func:`impact.report.disclosure.cell_evidence` on the in-movers in the measure's base,
+        by ``year, market_type, channel`` (``indicator`` for the shares, ``value`` for income).
+        """
+        from impact.report.disclosure import cell_evidence
+
+        if measure not in MEASURES:
+            raise EstimationError(f"evidence: unknown measure {measure!r}; one of {MEASURES}")
+        micro = self.movers[self.movers[measure].notna()]
+        kind = {"value": measure} if measure == "mean_household_income" else {"indicator": measure}
+        return cell_evidence(micro, ["year", "market_type", "channel"], **kind)
 
     def plot(self, measure: str = "share_employed", ax: object | None = None, *,
              comparison: str = "raw") -> object:

@@ -105,3 +105,16 @@ def test_unlinkable_lettings_raise() -> None:
 def test_plot(factual) -> None:
     fig = factual.plot("share_employed")
     assert len(fig.axes) == 1 and fig.axes[0].get_ylabel().startswith("share_employed")
+
+
+def test_disclosure_evidence_matches_the_cells(factual) -> None:
+    """The disclosure evidence counts the same persons and departments as the table."""
+    for measure in ("share_employed", "mean_household_income"):
+        ev = factual.evidence(measure)
+        comp = factual.composition[factual.composition["measure"] == measure]
+        m = comp.merge(ev, on=["year", "market_type", "channel"], suffixes=("", "_ev"))
+        assert len(m) == len(comp) == len(ev)
+        assert (m["n_persons"] == m["n_persons_ev"]).all()
+        assert (m["n_departments"] == m["n_departments_ev"]).all()
+    with pytest.raises(EstimationError, match="unknown measure"):
+        factual.evidence("age")
