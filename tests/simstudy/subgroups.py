@@ -65,15 +65,19 @@ def replicate(seed: int, *, scale: str = "report", n_boot: int = 99,
     return rows
 
 
-def _one(args: tuple[int, str, int, tuple[str, ...]]) -> list[dict[str, object]]:
-    seed, scale, n_boot, outcomes = args
-    return replicate(seed, scale=scale, n_boot=n_boot, outcomes=outcomes)
+def _one(args: tuple[int, str, int, tuple[str, ...], str | None]) -> list[dict[str, object]]:
+    seed, scale, n_boot, outcomes, partial = args
+    rows = replicate(seed, scale=scale, n_boot=n_boot, outcomes=outcomes)
+    if partial:
+        pd.DataFrame(rows).to_csv(f"{partial}.seed{seed}.csv", index=False)
+    return rows
 
 
 def run(seeds: range, *, workers: int = 2, scale: str = "report", n_boot: int = 99,
-        outcomes: tuple[str, ...] = OUTCOMES) -> pd.DataFrame:
-    """All replications in ``workers`` spawned processes."""
-    jobs = [(s, scale, n_boot, outcomes) for s in seeds]
+        outcomes: tuple[str, ...] = OUTCOMES, partial: str | None = None) -> pd.DataFrame:
+    """All replications in ``workers`` spawned processes (each seed's rows also written to
+    ``<partial>.seed<seed>.csv`` as it finishes, if ``partial`` is given)."""
+    jobs = [(s, scale, n_boot, outcomes, partial) for s in seeds]
     if workers <= 1:
         parts = [_one(j) for j in jobs]
     else:
@@ -110,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     reps = run(range(*args.seeds), workers=args.workers, scale=args.scale, n_boot=args.n_boot,
-               outcomes=tuple(args.outcomes))
+               outcomes=tuple(args.outcomes), partial=args.out)
     if args.out:
         reps.to_csv(args.out, index=False)
     pd.set_option("display.width", 250)
