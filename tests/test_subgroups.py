@@ -119,3 +119,24 @@ def test_headline_rows() -> None:
     assert (h["n_treated_clusters"] <= h["n_clusters_in_subgroup"]).all()
     assert (h["n_departments"] <= h["n_departments_in_subgroup"]).all()
     assert h.groupby("tool")["equal_effects_p_value"].nunique().eq(1).all()
+
+
+@pytest.mark.slow
+def test_simstudy_replication_small() -> None:
+    """One replication of ``tests/simstudy/subgroups.py`` on a small world (seed 3): in the
+    placebo every subgroup truth is 0 and every estimate lies within 4 SEs of it, every channel
+    contrast too; in the factual world the flexible-letting truth is larger in waiting-list
+    markets (``flexible_pool`` 0.9 vs 0.15)."""
+    from tests.simstudy.subgroups import replicate
+
+    reps = pd.DataFrame(replicate(3, scale="small", n_boot=29, outcomes=("share_employed",)))
+    est = reps[reps["kind"] != "wald"]
+    plac = est[est["world"] == "placebo"]
+    assert (plac["truth"] == 0).all()
+    z = (plac["estimate"] / plac["se"]).abs()
+    assert (z < 4).all(), plac[z >= 4]
+    fact = est[(est["world"] == "factual") & (est["kind"] == "estimate")
+               & (est["tool"] == "flexible_letting")].set_index("subgroup")["truth"]
+    assert fact["waiting_list"] > fact["vacancies"]
+    wald = reps[reps["kind"] == "wald"]
+    assert wald["p_value"].between(0, 1).all() and len(wald) == 8
