@@ -80,17 +80,21 @@ def test_placebo_has_no_channel_selection(placebo) -> None:
     """Placebo world: the lettings (and their channel labels) are factual, the persons are the
     no-tool counterfactual. The simulator keys persons by department-local slots, so most
     lettings' ``person_id`` still find a person in that department the next year (a tenant the
-    waiting list chose), and the rest do not link. Either way the channel label carries no
-    selection: every contrast is centred on zero. Tolerance 4 SE per contrast (12 contrasts of
-    share employed: P(any |z| > 4 | null) < 1e-3).
+    waiting list chose), and the rest do not link. The label then carries no selection of
+    tenants: the within-department-year contrasts are centred on zero. Tolerance 4 SE per
+    contrast (9 contrasts of share employed: P(any |z| > 4 | null) < 1e-3). The raw contrasts
+    still compare departments (flexible letting and referral are used in more vulnerable
+    departments): at report scale they average -0.9 to -1.8 SE on the placebo (4 seeds,
+    ``tests/simstudy/subgroups.py``), so they are not tested against zero.
     """
     link = placebo.linkage.set_index(["market_type", "group"])
     share_unlinked = link.loc[("all", "unlinked"), "share_of_in_movers"]
     assert 0.05 < share_unlinked < 0.5
     c = placebo.contrasts[placebo.contrasts["measure"] == "share_employed"]
     assert len(c) == 18
+    c = c[c["comparison"] == "within_department_year"]
     z = (c["difference"] / c["se"]).abs()
-    assert (z < 4).all(), c.loc[z >= 4]
+    assert len(z) == 9 and (z < 4).all(), c.loc[z >= 4]
 
 
 def test_unlinkable_lettings_raise() -> None:
