@@ -167,6 +167,10 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
     """
     if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 2:
         raise EstimationError(f"by_subgroup: n_boot must be an integer >= 2, got {n_boot!r}")
+    missing = [c for c in (CLUSTER, *(f"baseline_{o}" for o in OUTCOMES)) if c not in data]
+    if missing:
+        raise EstimationError(f"by_subgroup: column(s) {', '.join(missing)} missing: pass the "
+                              "panel through impact.estimates.prepare first")
     labels = subgroup_labels(data, subgroup)
     levels = sorted(pd.unique(labels.dropna()))
     if len(levels) < 2:

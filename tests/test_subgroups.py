@@ -105,6 +105,8 @@ def test_bad_arguments() -> None:
         by_subgroup(data, "share_employed", "no_such_column", n_boot=5, seed=0)
     with pytest.raises(EstimationError, match="varies within"):
         by_subgroup(data, "share_employed", "year", n_boot=5, seed=0)
+    with pytest.raises(EstimationError, match="prepare first"):
+        by_subgroup(world.panel(), "share_employed", "market_type", n_boot=5, seed=0)
     with pytest.raises(EstimationError, match="fewer than two"):
         by_subgroup(data.assign(one="x"), "share_employed", "one", n_boot=5, seed=0)
 
