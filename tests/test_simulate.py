@@ -168,10 +168,38 @@ def test_truth_effect_is_factual_minus_counterfactual(small: Registers) -> None:
         base = col.removesuffix("_effect")
         np.testing.assert_array_equal(t[col].to_numpy(),
                                       (t[f"{base}_factual"] - t[f"{base}_counterfactual"]).to_numpy())
-    assert len(effect_columns(t)) == 12
+    assert len(effect_columns(t)) == 15  # 4 measures x (stock, in, out) + 3 in fixed prices
     for prefix in ("", "in_", "out_"):
         for m in MEASURES:
             assert f"{prefix}{m}_effect" in t.columns
+            for tool in ("flexible_letting", "municipal_referral"):
+                assert f"{prefix}{m}_effect_{tool}" in t.columns
+    # Fixed prices: the nominal effect times the contract's deflator of the year.
+    from impact import spec
+
+    factor = spec.deflator(t["year"])
+    np.testing.assert_allclose(t["mean_household_income_real_effect"],
+                               t["mean_household_income_effect"] * factor, rtol=1e-12, atol=1e-6)
+
+
+def test_tool_specific_truth_is_zero_where_the_tool_cannot_act(small: Registers) -> None:
+    """factual - world without one tool: exactly 0 for departments that never had the tool and
+    up to its first year in force (SUTVA: departments are simulated on their own streams)."""
+    t = small.truth
+    adoption = small.tool_adoption
+    plans = small.departments.set_index("department_id")["plan_id"]
+    for tool in ("flexible_letting", "municipal_referral"):
+        spells = adoption[adoption["tool"] == tool]
+        direct = spells.dropna(subset=["department_id"]).groupby("department_id")["start_year"].min()
+        by_plan = spells.dropna(subset=["plan_id"]).groupby("plan_id")["start_year"].min()
+        first = pd.Series(plans.map(by_plan).to_numpy(dtype=float), index=plans.index)
+        first = first.combine(direct.astype(float).reindex(plans.index), np.fmin)
+        fy = t["department_id"].map(first)
+        cannot = fy.isna() | (t["year"] <= fy)
+        col = t[f"share_employed_effect_{tool}"]
+        assert cannot.any() and (~cannot).any()
+        assert (col[cannot].fillna(0.0) == 0.0).all()
+        assert col[~cannot].abs().max() > 0.005
     for c in ("n_lettings", "intensity_flexible_letting", "intensity_municipal_referral",
               "n_in_movers_factual", "n_out_movers_counterfactual", "n_labour_force_factual"):
         assert c in t.columns
@@ -319,3 +347,18 @@ def test_national_scale() -> None:
     assert len(reg.departments) >= 6_500
     residents = reg.persons[reg.persons["department_id"].notna() & (reg.persons["year"] == 2013)]
     assert len(residents) >= 1_000_000
+
+
+def test_placebo_world_keeps_adoption_and_passes_the_contract(small: Registers) -> None:
+    """The placebo world: counterfactual persons, factual adoption and lettings, zero truth."""
+    from impact import spec
+
+    plac = simulate.placebo(small)
+    spec.validate(plac)  # raises on any contract violation
+    pd.testing.assert_frame_equal(plac.tool_adoption, small.tool_adoption)
+    assert plac.persons is small.counterfactual.persons
+    np.testing.assert_array_equal(plac.lettings["channel"], small.lettings["channel"])
+    effects = [c for c in plac.truth.columns if "_effect" in c]
+    assert effects and (plac.truth[effects].fillna(0.0) == 0.0).all().all()
+    unknown = ~small.lettings["person_id"].isin(small.counterfactual.persons["person_id"])
+    assert unknown.any() and plac.lettings.loc[unknown, "person_id"].isna().all()

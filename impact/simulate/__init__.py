@@ -59,7 +59,10 @@ def placebo(registers: Registers) -> Registers:
 
     Persons and households of the world without any tool (the counterfactual, on the same random
     numbers), with the factual departments, tool adoption and lettings (so exposure and intensity
-    are as observed). Its truth is the factual truth with every effect set to zero.
+    are as observed; a letting's ``person_id`` is set to null where that person is not in the
+    placebo persons). Its truth is the factual truth with every effect set to zero. The tables
+    pass :func:`impact.spec.validate`, so ``impact simulate --placebo`` writes a folder that
+    ``impact run --data`` accepts.
 
     Parameters
     ----------
@@ -74,12 +77,18 @@ def placebo(registers: Registers) -> Registers:
     if registers.counterfactual is None or registers.truth is None:
         raise ValueError("placebo: needs simulated registers with a counterfactual and truth")
     cf = registers.counterfactual
+    lettings = registers.lettings.copy()
+    # A letting's tenant is a factual person; in the placebo world the same person number exists
+    # only where the counterfactual tenant of that dwelling took it, so others are unknown (null,
+    # as the contract allows) and the lettings still validate.
+    known = lettings["person_id"].isin(cf.persons["person_id"])
+    lettings["person_id"] = lettings["person_id"].where(known)
     truth = registers.truth.copy()
     for col in truth.columns:
         if "_effect" in col:
             truth[col] = np.where(truth[col].isna(), np.nan, 0.0)
     return Registers(persons=cf.persons, households=cf.households,
-                     departments=registers.departments, lettings=registers.lettings,
+                     departments=registers.departments, lettings=lettings,
                      tool_adoption=registers.tool_adoption, truth=truth, counterfactual=None)
 
 

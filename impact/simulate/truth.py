@@ -211,8 +211,17 @@ def truth_table(departments: pd.DataFrame, factual: dict[str, np.ndarray],
             frame[f"{name}_effect_{tool}"] = factual[name] - summary[name]
     factor = np.tile(_price_factors(), n)
     for name in [c for c in frame if "mean_household_income" in c]:
+        if not name.endswith(("_factual", "_counterfactual")):
+            continue
         frame[name.replace("mean_household_income", "mean_household_income_real")] = (
             frame[name] * factor)
+    for name in [c for c in frame if "mean_household_income_effect" in c]:
+        real = name.replace("mean_household_income", "mean_household_income_real")
+        base = name.split("mean_household_income_effect")[0] + "mean_household_income_real"
+        if name.endswith("_effect"):  # factual - counterfactual, in fixed prices
+            frame[real] = frame[f"{base}_factual"] - frame[f"{base}_counterfactual"]
+        else:  # factual - world without one tool: the nominal difference in fixed prices
+            frame[real] = frame[name] * factor
     ti = YEARS - FIRST_YEAR
     frame["effective_share_municipal_referral"] = referral[:, ti].ravel()
     frame["effective_share_flexible_letting"] = flexible[:, ti].ravel()
