@@ -322,7 +322,7 @@ def _primary(data: pd.DataFrame, outcome: str, tools: tuple[str, ...], *,
         n_cl = int(pd.unique(clusters).size)
         p = float(pre.loc[row.tool, "p_value"])
         diag = event_study_diagnostics(res, str(row.tool))
-        head = {"tool": row.tool, "outcome": outcome, "estimand": ESTIMAND,
+        head = {"tool": row.tool, "outcome": outcome, "subgroup": "all", "estimand": ESTIMAND,
                 "estimate": row.estimate, "se": row.se, "lower": row.lower, "upper": row.upper,
                 "n_departments": int(row.n_units_treated), "n_department_years": int(row.n_obs_treated),
                 "n_treated_clusters": n_cl, "cluster": "plan_id", "pretest_p_value": p,

@@ -251,6 +251,7 @@ def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[
     for name, fig in est.figures.items():
         fig.savefig(figures / f"{name}.png", dpi=110, metadata={"Software": None})  # type: ignore[attr-defined]
     state["problems"] += [{"step": "estimates", **r} for r in est.problems.to_dict("records")]
+    _subgroups_and_channels(registers, frame, tables, config, state)
     state["release"].append(outputs.headline_table(est.headline, frame, alpha=config.study.alpha))
     if len(est.primary):
         state["release"].append(outputs.event_study_table(est.primary, frame))
@@ -270,6 +271,42 @@ def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[
             closing.append(f"WARNING: {row.tool} x {row.outcome}: {row.verdict} "
                            f"(pre-test p = {row.pretest_p_value:.3g})")
     state["closing"] += closing
+
+
+def _subgroups_and_channels(registers: Registers, frame: Any, tables: Path, config: StudyConfig,
+                            state: dict[str, Any]) -> None:
+    """Effects by housing market and vulnerability (the primary specification within each
+    subgroup, a Wald test of equal effects) and who is housed through each letting channel.
+
+    Written to ``private/tables/`` (``did_subgroups.csv``, ``tenant_composition.csv``,
+    ``tenant_channel_contrasts.csv``, ``tenant_linkage.csv``); not yet released.
+    """
+    from impact import channels, subgroups
+    from impact.estimates import prepare
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            by = subgroups.headline(prepare(frame), n_boot=config.primary_boot, seed=config.seed,
+                                    truth=registers.truth, outcomes=tuple(config.study.outcomes),
+                                    tools=tuple(config.study.tools))
+        by.to_csv(tables / "did_subgroups.csv", index=False)
+        state["problems"] += [{"step": "subgroups", "tool": "", "outcome": "",
+                               "estimator": "imputation", "kind": "warning",
+                               "message": str(w.message)} for w in caught]
+    except ImpactError as err:
+        state["problems"].append({"step": "subgroups", "tool": "", "outcome": "",
+                                  "estimator": "imputation", "kind": "error",
+                                  "message": str(err)})
+    try:
+        comp = channels.tenant_composition(registers)
+        comp.composition.to_csv(tables / "tenant_composition.csv", index=False)
+        comp.contrasts.to_csv(tables / "tenant_channel_contrasts.csv", index=False)
+        comp.linkage.to_csv(tables / "tenant_linkage.csv", index=False)
+    except ImpactError as err:
+        state["problems"].append({"step": "channels", "tool": "", "outcome": "",
+                                  "estimator": "tenant_composition", "kind": "error",
+                                  "message": str(err)})
 
 
 def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]) -> None:

@@ -236,30 +236,31 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
 
 
 def _offsets(layout: dict, cohorts: list[str]) -> list[int]:
-    """Index of each tool's overall ATT in the estimate vector of ``imputation``."""
+    """Position of each tool's overall estimate in the estimate vector (per tool: overall,
+    event times, cohorts, leads)."""
     out, i = [], 0
     for c in cohorts:
         out.append(i)
-        i += 1 + layout[c]["event_time"].size + layout[c]["cohort"].size
+        i += (1 + layout[c]["event_time"].size + layout[c]["cohort"].size
+              + layout[c].get("lead", np.zeros(0)).size)
     return out
 
 
 def _tidy(res: object, layout: dict, cohorts: list[str], est: np.ndarray, dr: np.ndarray,
           z: float) -> pd.DataFrame:
-    """``res.tidy()`` with the joint-bootstrap SEs (the estimate vector mapped to its rows)."""
+    """``res.tidy()`` with the joint-bootstrap SEs (the estimate vector mapped to its rows
+    through ``res.draw_keys``, which describes the estimate vector column by column)."""
     tidy = res.tidy()  # type: ignore[attr-defined]
-    se = np.full(len(tidy), np.nan)
-    pos = np.full(len(tidy), -1)
-    for k, c in enumerate(cohorts):
-        tool = c.removeprefix("cohort_")
-        i = _offsets(layout, cohorts)[k]
-        mine = (tidy["tool"] == tool).to_numpy()
-        pos[np.flatnonzero(mine & (tidy["term"] == "att").to_numpy())] = i
-        for j, e in enumerate(layout[c]["event_time"]):
-            pos[np.flatnonzero(mine & (tidy["event_time"] == e).to_numpy())] = i + 1 + j
-        ne = layout[c]["event_time"].size
-        for j, gg in enumerate(layout[c]["cohort"]):
-            pos[np.flatnonzero(mine & (tidy["cohort"] == gg).to_numpy())] = i + 1 + ne + j
+    keys = res.draw_keys.reset_index(drop=True)  # type: ignore[attr-defined]
+    index = {(r.term, r.tool, None if pd.isna(r.event_time) else int(r.event_time),
+              None if pd.isna(r.cohort) else int(r.cohort)): i
+             for i, r in enumerate(keys.itertuples(index=False))}
+    pos = np.array([index.get((r.term, r.tool,
+                               None if pd.isna(getattr(r, "event_time", np.nan))
+                               else int(r.event_time),
+                               None if pd.isna(getattr(r, "cohort", np.nan)) else int(r.cohort)),
+                              -1)
+                    for r in tidy.itertuples(index=False)], dtype=np.int64)
     if (pos < 0).any() or not np.allclose(tidy["estimate"].to_numpy(dtype=float), est[pos],
                                           rtol=1e-9, atol=1e-9, equal_nan=True):
         raise EstimationError("by_subgroup: the imputation estimator's internal layout changed; "

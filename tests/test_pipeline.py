@@ -158,11 +158,18 @@ def test_run_refuses_a_foreign_folder_and_replaces_an_earlier_run(tmp_path: Path
 def test_headline_is_the_primary_specification_with_its_truth(two_runs: tuple[Path, Path]) -> None:
     out, _ = two_runs
     head = pd.read_csv(out / "tables" / "headline.csv")
-    assert list(head.columns[:11]) == ["tool", "outcome", "estimand", "estimate", "se", "lower",
-                                       "upper", "n_departments", "n_department_years",
-                                       "n_treated_clusters", "cluster"]
-    assert {"pretest_p_value", "verdict", "truth"} <= set(head.columns)
+    # ARCHITECTURE's columns, in its order, and the diagnostics of issue 12
+    issue = ["tool", "outcome", "estimand", "estimate", "se", "lower", "upper", "n_departments",
+             "cluster", "pretest_p_value", "verdict"]
+    assert [c for c in head.columns if c in issue] == issue
+    assert {"truth", "subgroup", "pretrend_slope_80", "honest_breakdown_mbar",
+            "mde_80"} <= set(head.columns)
     assert len(head) == 8 and set(head["cluster"]) == {"plan_id"}
+    assert set(head["subgroup"]) == {"all"}
+    sub = pd.read_csv(out / "private" / "tables" / "did_subgroups.csv")
+    assert {"all", "waiting_list", "vacancies"} <= set(sub["subgroup"])
+    assert sub["equal_effects_p_value"].between(0, 1).all()
+    assert (out / "private" / "tables" / "tenant_channel_contrasts.csv").is_file()
     assert set(head["verdict"]) <= {"credible", "pre-trends rejected", "too few clusters",
                                     "not estimable"}
     # The truth column is the truth of the headline's own estimand: the mean tool-specific effect
