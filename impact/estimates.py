@@ -315,11 +315,10 @@ def _primary(data: pd.DataFrame, outcome: str, tools: tuple[str, ...], *,
                           on=["tool", "term", "event_time", "cohort"], how="left")
     prim.append(tidy)
     pre = res.pretest.set_index("tool")
+    cluster_of = data.groupby("department_id")[CLUSTER].first()  # constant within department
     for row in res.overall.itertuples(index=False):
         rows = res.rows[res.rows["tool"] == row.tool]
-        clusters = data.set_index(["department_id", "year"]).loc[
-            pd.MultiIndex.from_frame(rows[["department_id", "year"]]), CLUSTER]
-        n_cl = int(pd.unique(clusters).size)
+        n_cl = int(rows["department_id"].map(cluster_of).nunique())
         p = float(pre.loc[row.tool, "p_value"])
         diag = event_study_diagnostics(res, str(row.tool))
         head = {"tool": row.tool, "outcome": outcome, "subgroup": "all", "estimand": ESTIMAND,

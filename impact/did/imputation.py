@@ -346,14 +346,11 @@ def _estimate(d: _Design, w: np.ndarray, cohorts: Sequence[str],
     w0 = w[u0]
     y0, z0 = d.y[u0], d.z[u0]
     both = np.column_stack([y0, z0])
-    dm, _ = _unit_demean(both, d.unit[u0], w0, d.n_units)
+    dm, means = _unit_demean(both, d.unit[u0], w0, d.n_units)
     beta = _lstsq(dm[:, 1:], dm[:, 0], w0)
-    resid0 = y0 - z0 @ beta
-    ind = sparse.csr_matrix((w0, (d.unit[u0], np.arange(u0.size))), shape=(d.n_units, u0.size))
-    tot = np.asarray(ind.sum(axis=1)).ravel()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        alpha = (ind @ resid0) / tot
-    tr = np.flatnonzero(~d.untreated & (w > 0) & (tot[d.unit] > 0))
+    alpha = means[:, 0] - means[:, 1:] @ beta  # unit mean of y - z'beta over untreated rows
+    has_untreated = np.bincount(d.unit[u0], minlength=d.n_units) > 0
+    tr = np.flatnonzero(~d.untreated & (w > 0) & has_untreated[d.unit])
     tau = d.y[tr] - alpha[d.unit[tr]] - d.z[tr] @ beta
     wt = w[tr]
     dec = d.decomp[tr]
