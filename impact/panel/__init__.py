@@ -54,7 +54,7 @@ Adoption
 
 Engine
 ------
-NumPy over the person-years (``impact/_panel_persons.py``), DuckDB for the lettings. Every
+NumPy over the person-years (``impact/panel/_persons.py``), DuckDB for the lettings. Every
 person-year falls into one cell: department-year, trait state and where its person was at *t-1* and
 is at *t+1*; the measures are sums over cells. The previous and next year of a person come from a
 dense (person, year) table and household incomes from a dense (household, year) table (hashing
@@ -86,9 +86,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from impact import _panel_persons as pp
 from impact import spec as spec_mod
-from impact._panel_persons import (
+from impact.errors import DataSpecError, Violation
+from impact.panel import _persons as pp
+from impact.panel._persons import (
     ARRIVED,
     EXITED,
     FROM_SOCIAL_HOUSING,
@@ -97,7 +98,6 @@ from impact._panel_persons import (
     STAYED,
     TO_SOCIAL_HOUSING,
 )
-from impact.errors import DataSpecError, Violation
 from impact.registers import Registers
 
 REPORT_GROUPS = ("both", "referral_only", "flexible_only", "neither")
