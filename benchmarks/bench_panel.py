@@ -1,23 +1,31 @@
-"""Panel builder speed and memory at national scale vs a hand-written DuckDB query.
+"""Panel builder speed and memory at national scale vs hand-written DuckDB queries.
 
-Generates a register of about 12 million person-years (600 departments, 2003-2013) with moves between
-departments, in and out of social housing, arrivals and exits; writes it as parquet; then times, each in
-a fresh subprocess (so peak memory is per engine):
+Generates a register of about 12 million person-years (600 departments of 1,000 dwellings,
+2003-2013) with moves between departments, in and out of social housing, and exits; lettings
+(about 9% of the dwellings a year, through the six channels as the tools in force let them, the
+tenants in-movers of the next year) and tool spells like the simulator's; writes it as parquet;
+then times, each in a fresh subprocess (so peak memory is per engine):
 
 - ``duckdb_stock``: a hand-written DuckDB query of the stock measures straight from the parquet files;
-- ``duckdb_stock_movers``: the same plus in- and out-movers;
+- ``duckdb_stock_movers``: the same plus in- and out-movers (self-joins of persons);
+- ``duckdb_stock_movers_lettings``: the same plus what the panel takes from the lettings: lettings
+  and the share through each channel per department-year, last year's shares, the exposure
+  (earlier lettings through each channel per dwelling) and the in-movers linked to last year's
+  lettings with their channel shares;
 - ``impact_panel``: ``impact.panel.build(folder, validate=False)`` (pyarrow reads the parquet files);
 - ``impact_validate``: what ``impact validate DIR`` does (``impact.io.read_registers`` + validation);
 - ``impact_panel_validated``: what ``impact panel --data DIR`` does (``read_registers`` + validation +
   ``impact.panel.build``), the path users take.
 
 Usage: ``python benchmarks/bench_panel.py [--persons 1150000] [--repeats 2] [--data DIR]
-[--engines duckdb_stock impact_panel ...]``. Prints a table of rows, seconds (best of the repeats; the
-engines take turns, so that load from other processes hits them alike), peak resident memory, the ratios
-to the DuckDB stock query and to the DuckDB stock + movers query, and the CPU seconds (user + system,
-all threads) of the best run.
+[--engines duckdb_stock impact_panel ...] [--check]``. Prints a table of rows, seconds (best of the
+repeats; the engines take turns, so that load from other processes hits them alike), peak resident
+memory, the ratios to each of the three DuckDB engines, and the CPU seconds (user + system, all
+threads) of the best run.
 ``--data DIR`` keeps the generated register in ``DIR`` (generated there only when
-``DIR/persons.parquet`` is missing) for repeated runs. 1,150,000 persons give 12.0 million person-years.
+``DIR/persons.parquet`` is missing) for repeated runs. ``--check`` only checks that the DuckDB
+queries give the panel's numbers on the register (run it at a small ``--persons``).
+1,150,000 persons give 12.0 million person-years.
 """
 
 from __future__ import annotations
@@ -263,28 +271,29 @@ WINDOW w AS (PARTITION BY department_id ORDER BY year)
 """
 # In-movers of year t linked to a letting of t-1 in their department: the tenant's household at t
 # (in that department), its members there who were in persons at t-1 in another department or
-# none; the channel shares among them. Written from the tenants outwards (a join of 0.6 million
-# tenants into persons, then of the few linked persons into their previous year), so that no full
-# self-join of persons is needed.
-LINKED_SQL = f"""
-WITH p AS (SELECT person_id, year, household_id, department_id
-           FROM read_parquet('{{d}}/persons.parquet')),
-tenants AS (
+# none; the channel shares among them. Written from the tenants outwards: 0.6 million tenants
+# joined into persons give their households' members (a temporary table, so that DuckDB knows its
+# size and builds the last join's hash table on it, not on 12 million person-years), which are
+# then joined to their previous year; no full self-join of persons is needed. (As one query with
+# common table expressions DuckDB joins persons to itself first: about twice the time.)
+MEMBERS_SQL = """
+CREATE OR REPLACE TEMP TABLE members AS
+WITH tenants AS (
   SELECT l.department_id, l.year + 1 AS year, p.household_id, min(l.channel) channel
-  FROM read_parquet('{{d}}/lettings.parquet') l
-  JOIN p ON p.person_id = l.person_id AND p.year = l.year + 1
-        AND p.department_id = l.department_id
-  GROUP BY 1, 2, 3),
-linked AS (
-  SELECT t.department_id, t.year, t.channel
-  FROM tenants t
-  JOIN p c ON c.department_id = t.department_id AND c.year = t.year
-          AND c.household_id = t.household_id
-  JOIN p q ON q.person_id = c.person_id AND q.year = c.year - 1
-  WHERE q.department_id IS DISTINCT FROM c.department_id)
-SELECT department_id, year, count(*) n_in_movers_linked,
+  FROM read_parquet('{d}/lettings.parquet') l
+  JOIN read_parquet('{d}/persons.parquet') p
+    ON p.person_id = l.person_id AND p.year = l.year + 1 AND p.department_id = l.department_id
+  GROUP BY 1, 2, 3)
+SELECT t.department_id, t.year, t.channel, c.person_id
+FROM tenants t JOIN read_parquet('{d}/persons.parquet') c
+  ON c.department_id = t.department_id AND c.year = t.year AND c.household_id = t.household_id
+"""
+LINKED_SQL = f"""
+SELECT m.department_id, m.year, count(*) n_in_movers_linked,
   {", ".join(f"avg((channel = '{c}')::DOUBLE) in_channel_share_{c}" for c in CHANNELS)}
-FROM linked GROUP BY 1, 2
+FROM members m JOIN read_parquet('{{d}}/persons.parquet') q
+  ON q.person_id = m.person_id AND q.year = m.year - 1
+WHERE q.department_id IS DISTINCT FROM m.department_id GROUP BY 1, 2
 """
 
 
@@ -300,6 +309,7 @@ def run_engine(engine: str, folder: str) -> dict[str, float]:
             rows += len(con.execute(MOVERS_SQL.format(d=folder)).df())
         if engine == "duckdb_stock_movers_lettings":
             rows += len(con.execute(INTENSITY_SQL.format(d=folder)).df())
+            con.execute(MEMBERS_SQL.format(d=folder))
             rows += len(con.execute(LINKED_SQL.format(d=folder)).df())
     elif engine == "impact_panel":
         from impact import panel
@@ -325,6 +335,7 @@ def check(folder: Path) -> None:
     from impact import panel
 
     con = duckdb.connect()
+    con.execute(MEMBERS_SQL.format(d=folder))
     frame = panel.build(folder).frame
     first = frame["year"].to_numpy() == frame["year"].min()
     pairs = {  # query column -> panel column
