@@ -63,14 +63,8 @@ the row order of ``persons`` does not matter; ``np.bincount`` counts the cells. 
 are read side by side with pyarrow (kept as zero-copy views) and every row-wise step runs chunk by
 chunk on a thread pool.
 
-Measured with ``benchmarks/bench_panel.py`` (12.0 million person-years, 600 departments, a 2-core
-machine shared with other work, best of 3 fresh processes, engines in turn): 4.5 s against 3.6 s
-for a hand-written DuckDB query of the stock measures alone (1.24x its time and its CPU seconds),
-peak 1.3 GB (runs at other load levels: 1.2-1.8x). In the same runs the previous engine (one DuckDB pass
-joining households and grouping by department, year, trait code and move flags, the flags from a
-global NumPy argsort joined back by POSITIONAL JOIN) took 12.3 s (3.4x; 4.6x on a quieter machine),
-and DuckDB self-joins for the movers take 2.3x. About 40% of the time is pyarrow decoding the two
-parquet files.
+Speed and memory against hand-written DuckDB queries: ``benchmarks/bench_panel.py`` (results in
+``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
