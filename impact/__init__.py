@@ -12,10 +12,14 @@ from typing import Any
 
 from impact.errors import (
     ConfigError,
+    ConvergenceWarning,
     DataSpecError,
     DisclosureError,
+    DroppedRowsWarning,
     EstimationError,
+    EstimationWarning,
     ImpactError,
+    ImpactWarning,
     Violation,
 )
 from impact.registers import Registers
@@ -23,10 +27,14 @@ from impact.registers import Registers
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
+    "ConvergenceWarning",
     "DataSpecError",
     "DisclosureError",
+    "DroppedRowsWarning",
     "EstimationError",
+    "EstimationWarning",
     "ImpactError",
+    "ImpactWarning",
     "Registers",
     "Violation",
     "__version__",

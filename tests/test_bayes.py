@@ -192,7 +192,7 @@ def test_diagnostics_and_gate(normal_fit) -> None:
     assert len(d) == 1
     assert not normal_fit.converged  # 20 draws cannot pass ESS >= 400
     assert not normal_fit.effects["converged"].any()
-    assert not normal_fit.summary()["converged"].any()
+    assert not normal_fit.summary().frame["converged"].any()
     p = normal_fit.parameter_diagnostics
     assert {"effect_pooled", "sigma_unit"} <= set(p.loc[p["in_gate"], "variable"])
     assert "sigma_plan_id" in set(p.loc[~p["in_gate"], "variable"])

@@ -80,6 +80,7 @@ from impact.did._results import (
     unit_cluster_codes,
 )
 from impact.errors import EstimationError
+from impact.results import persons_column, wide_sides
 
 __all__ = ["DoseResponseResult", "SwitchersResult", "dose_response"]
 
@@ -237,6 +238,102 @@ def _staggered_estimate(des: dict[str, Any], wt: np.ndarray) -> np.ndarray:
     overall = avg(ev >= 0)
     es = [avg(ev == k)[2 * m:] for k in des["events"]]
     return np.concatenate([overall, np.concatenate(es), est[:, 2 * m], est[:, 2 * m + 1]])
+
+
+_SUPPORT = ["n_units", "n_persons", "n_units_treated", "n_units_control", "n_persons_treated",
+            "n_persons_control", "df_resid"]
+
+
+def _persons_wide(data: pd.DataFrame, unit: str, time: str, persons: str | None,
+                  units: np.ndarray) -> np.ndarray | None:
+    """Persons per unit (rows ``units``) and period of ``data`` (missing: 0), or None."""
+    p = persons_column(data, persons, what="dose_response")
+    if p is None:
+        return None
+    all_units, _, w = _wide(data.assign(persons__=p), unit, time, ["persons__"])
+    return np.nan_to_num(w["persons__"][np.searchsorted(all_units, units)])
+
+
+def _staggered_support(des: dict[str, Any], persons: np.ndarray | None, n_covariates: int
+                       ) -> pd.DataFrame:
+    """Support columns of the staggered design's tidy rows (see ``DoseResponseResult.tidy``)."""
+    n, cells, t0, n_t = len(des["units"]), des["cells"], des["t0"], des["n_periods"]
+    n_basis = des["bunit"].shape[1] if des["method"] == "parametric" else des["nbin"]
+    m = len(des["grid"])
+
+    def row(which: list[dict[str, Any]], keep: np.ndarray | None = None) -> dict[str, float]:
+        tr = np.zeros((n, n_t), dtype=bool)
+        co = np.zeros_like(tr)
+        for c in which:
+            cols = [int(c["t"] - t0), int(c["base"] - t0)]
+            units = c["tr"] if keep is None else c["tr"][keep[c["tr"]]]
+            tr[np.ix_(units, cols)] = True
+            co[np.ix_(c["co"], cols)] = True
+        out: dict[str, float] = wide_sides(tr, co, persons)
+        out["df_resid"] = min((len(c["tr"]) + len(c["co"]) - n_basis - 1 - n_covariates
+                               for c in which), default=np.nan)
+        return out
+
+    post = [c for c in cells if c["e"] >= 0]
+    rows = [row(post)] * 2
+    for par in ("att", "acr"):
+        for k in range(m):
+            if des["method"] == "parametric":
+                rows.append(row(post))
+            else:
+                lo = k - 1 if par == "acr" and k > 0 else k
+                rows.append(row(post, (des["bin_of"] >= lo) & (des["bin_of"] <= k)))
+        rows += [row([c for c in cells if c["e"] == e]) for e in des["events"]]
+    return pd.DataFrame(rows, columns=_SUPPORT)
+
+
+def _switchers_support(des: dict[str, Any], persons: np.ndarray | None) -> pd.DataFrame:
+    """Support columns of the switchers design's tidy rows, in ``SwitchersResult.tidy`` order:
+    the units and periods the estimator's comparisons use (unit weights one)."""
+    Y, D, F = des["Y"], des["D"], des["F"]
+    n, T = Y.shape
+    missing = np.isnan(Y)
+    for x in des["X"]:
+        missing |= np.isnan(x)
+    ok_unit = ~des["gap"]
+    rows: dict[int, dict[str, float]] = {}
+    hs = [*range(1, des["L"] + 1), *(-p for p in range(1, des["P"] + 1))]
+    for h in hs:
+        tr, co = np.zeros((n, T), dtype=bool), np.zeros((n, T), dtype=bool)
+        lag = abs(h)
+        for f in range(1, T):
+            t_end, t_ref = f - 1 + lag, f - 1
+            t_out = t_end if h > 0 else f - 1 - lag
+            if t_end >= T or t_out < 0:
+                continue
+            okay = ok_unit & ~missing[:, t_out] & ~missing[:, t_ref]
+            sw = okay & (F == f)
+            if not sw.any():
+                continue
+            ctrl = okay & (F > t_end)
+            idx = np.flatnonzero(sw)
+            steps = D[idx, f:f + lag] - des["d1"][idx, None]
+            has = np.isin(des["base"][idx], des["base"][ctrl]) & ~np.isnan(steps).any(1)
+            idx = idx[has]
+            used = ctrl & np.isin(des["base"], des["base"][idx])
+            tr[np.ix_(idx, [t_out, t_ref])] = True
+            co[np.ix_(np.flatnonzero(used), [t_out, t_ref])] = True
+        rows[h] = wide_sides(tr, co, persons)
+    tr, co = np.zeros((n, T), dtype=bool), np.zeros((n, T), dtype=bool)
+    for t in range(1, T):
+        dd = D[:, t] - D[:, t - 1]
+        okay = ~missing[:, t] & ~missing[:, t - 1] & ~np.isnan(dd)
+        sw, st = okay & (np.abs(dd) > des["tol"]), okay & (np.abs(dd) <= des["tol"])
+        if not sw.any():
+            continue
+        code = _codes(D[:, t - 1], des["bins"])
+        idx = np.flatnonzero(sw & np.isin(code, code[st]))
+        used = np.flatnonzero(st & np.isin(code, code[idx]))
+        tr[np.ix_(idx, [t - 1, t])] = True
+        co[np.ix_(used, [t - 1, t])] = True
+    out = pd.DataFrame([rows[h] for h in sorted(hs)] + [wide_sides(tr, co, persons)])
+    out["df_resid"] = np.nan
+    return out[_SUPPORT]
 
 
 def _codes(values: np.ndarray, bins: int | Sequence[float] | None) -> np.ndarray:
@@ -410,6 +507,7 @@ def dose_response(
     seed: int | None = None,
     alpha: float = 0.05,
     cluster: str | None = None,
+    persons: str | None = None,
 ) -> DoseResponseResult | SwitchersResult:
     """Effects of a continuous intensity of use (see the module docstring for the methods).
 
@@ -451,6 +549,10 @@ def dose_response(
         level at which tools are assigned); a missing value makes the unit its own block.
         ``None`` (or the unit column): the units are resampled. Recorded in the result
         (``cluster``, ``cluster_variable``, ``n_clusters``) and its ``tidy()``.
+    persons
+        Optional column with the number of persons behind each unit-period (e.g.
+        ``n_residents``, or the outcome's base): gives the ``n_persons`` support columns of
+        ``tidy()`` (a missing count counts as 0).
 
     Returns
     -------
@@ -492,12 +594,15 @@ def dose_response(
         didm = pd.DataFrame({"estimate": [est[k]], "se": [se[k]], "lower": [lo[k]],
                              "upper": [hi[k]], "n_switches": [int(est[k + 1])],
                              "n_unmatched": [int(est[k + 2])]})
+        support = _switchers_support(
+            des, _persons_wide(data, unit, time, persons, des["units"]))
         return SwitchersResult(effects=eff, did_m=didm, outcome=outcome, dose=dose, n_units=n,
                                n_switchers=int((des["F"] < des["Y"].shape[1]).sum()),
                                n_dropped=n_dropped, n_gap_units=int(des["gap"].sum()),
                                n_boot=n_boot, seed=seed, alpha=alpha, cluster=cluster,
                                cluster_variable=cluster or unit,
-                               n_clusters=int(codes.max()) + 1, effect_draws=eff_draws)
+                               n_clusters=int(codes.max()) + 1, effect_draws=eff_draws,
+                               support=support)
 
     if cohort is None:
         raise EstimationError("dose_response: design='staggered' needs the cohort column")
@@ -542,10 +647,14 @@ def dose_response(
                        "att": est[s:s + nc], "acr": est[s + nc:s + 2 * nc]})
     if method == "binned":
         overall.loc[1, ["estimate", "se", "lower", "upper"]] = np.nan
+    _, periods, _ = _wide(data, unit, time, [])
+    des["t0"], des["n_periods"] = int(periods[0]), len(periods)
+    support = _staggered_support(des, _persons_wide(data, unit, time, persons, des["units"]),
+                                 len(covs))
     return DoseResponseResult(
         dose_curve=curve, overall=overall, event_study=es, group_time=gt, outcome=outcome,
         dose=dose, method=method, control=control, base_period=base_period, degree=degree,
         knots=tuple(float(k) for k in des["knots"]), n_units=info["n_units"],
         n_treated=info["n_treated"], n_dropped=n_dropped, n_dropped_units=info["n_bad"],
         n_boot=n_boot, seed=seed, alpha=alpha, cluster=cluster, cluster_variable=cluster or unit,
-        n_clusters=int(codes.max()) + 1, event_draws=ev_draws)
+        n_clusters=int(codes.max()) + 1, event_draws=ev_draws, support=support)
