@@ -309,6 +309,8 @@ def model_table(name: str, rows: pd.DataFrame, *, keys: Sequence[str], title: st
     frame = rows.drop(columns=["n_persons"], errors="ignore").rename(columns=TIDY_SUPPORT)
     frame = frame.reset_index(drop=True)
     hidden = set(TIDY_SUPPORT.values())
+    for col in [c for c in frame.columns if c in hidden or c == "n_units"]:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)  # <NA> -> NaN
     values = tuple(c for c in frame.columns
                    if c not in hidden and c not in keys
                    and pd.api.types.is_numeric_dtype(frame[c])
