@@ -1,6 +1,6 @@
 """Benchmark :func:`impact.bayes.hierarchical` at report scale: samplers and parameterisations.
 
-Simulated panel (:func:`impact.bayes.synthetic_panel`, seeded): 60 municipalities x 10
+Simulated panel (:func:`tests.bayes_synthetic.synthetic_panel`, seeded): 60 municipalities x 10
 departments = 600 departments x 10 years, plans nested in municipalities, effects that differ by
 municipality. For every sampler (nutpie, PyMC's own NUTS, numpyro only if installed) and every
 parameterisation asked for, fits 4 chains x (tune + draws) and prints wall time of the whole
@@ -31,12 +31,17 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
-from impact.bayes import hierarchical, synthetic_panel
+from impact.bayes import hierarchical
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests/ (the panel)
+from tests.bayes_synthetic import synthetic_panel
 
 
 def run_one(

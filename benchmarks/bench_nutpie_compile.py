@@ -16,6 +16,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -23,7 +24,8 @@ _CHILD = """
 import json, sys, time, warnings
 warnings.simplefilter("ignore")
 import nutpie, nutpie.compile_pymc
-from impact.bayes import synthetic_panel
+sys.path.insert(0, sys.argv[3])  # the checkout: tests/ holds the simulated panel
+from tests.bayes_synthetic import synthetic_panel
 from impact.bayes._nutpie import light_callbacks
 from impact.bayes.design import ModelConfig, prepare
 from impact.bayes.model import build_model
@@ -53,7 +55,8 @@ def main() -> None:
     rows = []
     for light, rep in runs:
         out = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(light), args.likelihood],
+            [sys.executable, "-c", _CHILD, str(light), args.likelihood,
+             str(Path(__file__).resolve().parents[1])],
             check=True,
             capture_output=True,
             text=True,

@@ -1,7 +1,7 @@
 """Who is housed through each letting channel: the composition of new tenants by channel.
 
 The letting tools act through who gets the vacant dwellings; this module describes those
-tenants. Definitions follow the panel (``impact/panel.py``, ``data_spec/README.md``):
+tenants. Definitions follow the panel (:mod:`impact.panel`, ``data_spec/README.md``):
 
 In-movers of year *t*
     Persons in department *d* at 1 January *t* who are in ``persons`` at *t-1* with another

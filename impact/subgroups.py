@@ -41,7 +41,7 @@ from scipy import stats
 from impact import did
 from impact.did._blas import single_blas_thread
 from impact.errors import EstimationError
-from impact.estimates import CLUSTER, ESTIMAND, OUTCOMES, TOOLS, primary_truth, verdict
+from impact.workflow.estimates import CLUSTER, ESTIMAND, OUTCOMES, TOOLS, primary_truth, verdict
 
 # the module (``impact.did.imputation`` the attribute is the function): its design and estimate
 # steps, to re-estimate every subgroup on the same bootstrap draws

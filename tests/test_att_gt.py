@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 
 import impact
-from impact.did._cs_bootstrap import quantile_type1
-from impact.did._cs_estimators import fit_logit
 from impact.did.callaway_santanna import AttGtResult, att_gt
+from impact.did.callaway_santanna._bootstrap import quantile_type1
+from impact.did.callaway_santanna._estimators import fit_logit
 from impact.errors import EstimationError
 
 HERE = Path(__file__).resolve().parent
@@ -442,7 +442,7 @@ def test_pretest_warns_when_a_cohort_is_smaller_than_its_pre_periods() -> None:
 
 
 def test_block_sparse_bootstrap_equals_dense_product_for_any_thread_count(monkeypatch):
-    import impact.did._cs_bootstrap as cb
+    import impact.did.callaway_santanna._bootstrap as cb
 
     rng = np.random.default_rng(3)
     n, k, n_boot = 3000, 12, 300

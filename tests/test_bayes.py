@@ -16,9 +16,9 @@ import impact.bayes as bayes
 from impact.bayes import arviz_io
 from impact.bayes.design import ModelConfig, prepare
 from impact.bayes.fit import resolve_sampler, sample
-from impact.bayes.model import eight_schools_model
-from impact.bayes.synthetic import synthetic_panel
 from impact.errors import EstimationError
+from tests.bayes_synthetic import synthetic_panel
+from tests.eight_schools import eight_schools_model
 
 EFFECT_COLUMNS = [
     "group",

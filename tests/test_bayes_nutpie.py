@@ -10,7 +10,7 @@ import pytest
 nutpie = pytest.importorskip("nutpie")
 
 from impact.bayes import _nutpie  # noqa: E402
-from impact.bayes.model import eight_schools_model  # noqa: E402
+from tests.eight_schools import eight_schools_model  # noqa: E402
 
 
 def _compile(light: bool):
@@ -89,9 +89,9 @@ def test_fused_model_is_thread_safe_and_deterministic() -> None:
     bit-identical results whatever the thread (a reassociated, alignment-dependent sum did not)."""
     import threading
 
-    from impact.bayes import synthetic_panel
     from impact.bayes.design import ModelConfig, prepare
     from impact.bayes.model import build_model
+    from tests.bayes_synthetic import synthetic_panel
 
     sim = synthetic_panel(
         7, n_municipalities=30, departments_per_municipality=10, share_adopting=0.4

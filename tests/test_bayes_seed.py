@@ -22,7 +22,7 @@ import sys, warnings
 import numpy as np
 warnings.simplefilter("ignore")
 import impact.bayes as bayes
-from impact.bayes.synthetic import synthetic_panel
+from tests.bayes_synthetic import synthetic_panel
 panel = synthetic_panel(3, n_municipalities=4, departments_per_municipality=6).frame
 fit = bayes.hierarchical(panel, "log_income", "in_force", draws=60, tune=60, chains=2, seed=11,
                          sampler=sys.argv[2], max_attempts=1)

@@ -19,7 +19,7 @@ from impact.bayes import arviz_io
 from impact.bayes.design import ModelConfig, prepare
 from impact.bayes.model import build_model, dense_layout
 from impact.bayes.ops import PanelLogp, PanelLogpGrad, binomial_logit_logp, panel_logp
-from impact.bayes.synthetic import synthetic_panel
+from tests.bayes_synthetic import synthetic_panel
 
 # ------------------------------------------------------------------ fused binomial Op
 

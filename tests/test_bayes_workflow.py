@@ -16,9 +16,9 @@ import impact.bayes as bayes
 from impact.bayes.design import ModelConfig, prepare
 from impact.bayes.estimate import Attempt, HierarchicalModel, attempt_score, next_attempt
 from impact.bayes.parameterisation import choose_effects, group_effect_estimates
-from impact.bayes.synthetic import synthetic_panel
 from impact.errors import EstimationError
 from tests.bayes_panels import EFFECT_SD, NOISE_SD, simple_hierarchical_panel
+from tests.bayes_synthetic import synthetic_panel
 
 CONFIG = ModelConfig(outcome="y", treatment="in_force")
 TINY = {"draws": 20, "tune": 20, "chains": 2, "seed": 3}
@@ -175,7 +175,7 @@ def test_kept_nutpie_compilation_gives_pm_sample_draws() -> None:
     """The compiled model kept between fits gives the draws of ``pm.sample`` for one seed."""
     pytest.importorskip("nutpie")
     from impact.bayes.fit import sample
-    from impact.bayes.model import eight_schools_model
+    from tests.eight_schools import eight_schools_model
 
     model = eight_schools_model()
     kw = {"draws": 30, "tune": 30, "chains": 2, "seed": 5, "sampler": "nutpie"}

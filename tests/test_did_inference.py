@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impact.did import att_gt, dose_response, event_study, twfe
-from impact.did.intensity import _boot
+from impact.did import att_gt, dose_response, event_study, switchers, twfe
+from impact.did.dose_response import _boot
 from impact.errors import EstimationError
 
 MPDTA = Path(__file__).resolve().parent / "data" / "mpdta.csv"
@@ -179,20 +179,18 @@ def test_dose_response_unit_level_clusters_equal_unit_bootstrap() -> None:
     df = plan_panel(5, n_plans=30, n_single=20)
     df["copy"] = df["department_id"] + 0.5
     df["none"] = np.nan
-    for design, kw in (("staggered", {"cohort": "cohort", "grid": [0.5]}),
-                       ("switchers", {"effects": 2, "placebo": 1})):
-        dose = "dose" if design == "staggered" else "treated_dose"
+    for estimator, kw in ((dose_response, {"cohort": "cohort", "grid": [0.5]}),
+                          (switchers, {"effects": 2, "placebo": 1})):
+        dose = "dose" if estimator is dose_response else "treated_dose"
         data = df.assign(treated_dose=df["dose"] * (df["year"] >= df["cohort"]) *
                          (df["cohort"] > 0))
-        base = dose_response(data, "y", dose=dose, design=design, n_boot=15, seed=8, **kw)
+        base = estimator(data, "y", dose=dose, n_boot=15, seed=8, **kw)
         for column in ("copy", "none", "department_id"):
-            cl = dose_response(data, "y", dose=dose, design=design, n_boot=15, seed=8,
-                               cluster=column, **kw)
+            cl = estimator(data, "y", dose=dose, n_boot=15, seed=8, cluster=column, **kw)
             cols = [c for c in base.tidy().columns if c != "cluster"]
             pd.testing.assert_frame_equal(cl.tidy()[cols], base.tidy()[cols])
             assert cl.n_clusters == base.n_clusters == df["department_id"].nunique()
-        grouped = dose_response(data, "y", dose=dose, design=design, n_boot=15, seed=8,
-                                cluster="plan_id", **kw)
+        grouped = estimator(data, "y", dose=dose, n_boot=15, seed=8, cluster="plan_id", **kw)
         assert grouped.n_clusters == 30 + 20
         assert not np.allclose(grouped.tidy()["se"], base.tidy()["se"], equal_nan=True)
 
@@ -310,8 +308,8 @@ def test_dose_response_event_study_vcov_is_bootstrap_covariance() -> None:
     assert uni.reference_period == -1 and -1 not in uni.event_time
     assert np.isnan(dose_response(df, "y", dose="dose", cohort="cohort", n_boot=0,
                                   grid=[0.5]).vcov()).all()
-    sw = dose_response(df.assign(dd=df["dose"] * (df["year"] >= df["cohort"])), "y", dose="dd",
-                       design="switchers", effects=2, placebo=2, n_boot=40, seed=3)
+    sw = switchers(df.assign(dd=df["dose"] * (df["year"] >= df["cohort"])), "y", dose="dd",
+                   effects=2, placebo=2, n_boot=40, seed=3)
     np.testing.assert_array_equal(sw.event_time, [-2, -1, 1, 2])
     assert sw.reference_period == 0
     np.testing.assert_allclose(np.sqrt(np.diag(sw.vcov())), sw.se, rtol=1e-12)
@@ -344,8 +342,8 @@ def test_twfe_and_switchers_take_a_lagged_exposure() -> None:
     # same-year shares are independent of last year's given adoption, so only the adoption
     # indicator they share carries the effect: far below 1 (measured 0.36, se 0.04)
     assert same.estimate < 1.0 - 6 * same.se
-    sw = dose_response(df.dropna(subset=["intensity_lag"]), "y", dose="intensity_lag",
-                       design="switchers", effects=1, n_boot=30, seed=1)
+    sw = switchers(df.dropna(subset=["intensity_lag"]), "y", dose="intensity_lag", effects=1,
+                   n_boot=30, seed=1)
     assert abs(sw.estimate[0] - 1.0) < 4 * sw.se[0]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from impact.did import dose_response
+from impact.did import dose_response, switchers
 from impact.did._results import DroppedRowsWarning
 from impact.errors import EstimationError
 
@@ -170,9 +170,9 @@ def test_switchers_unbalanced_binned_baselines() -> None:
     df.loc[at_half, "intensity"] = 0.5 + 1e-5 * df.loc[at_half, "department_id"]
     truth = switcher_truth(df, 1.0, 0.0, 2)  # of the complete panel; ~equal for the rest
     df = df.drop(index=df.sample(frac=0.03, random_state=1).index)
-    exact = dose_response(df, "y", dose="intensity", design="switchers", effects=2, n_boot=0)
-    binned = dose_response(df, "y", dose="intensity", design="switchers", effects=2,
-                           baseline_bins=[0.25, 0.75], n_boot=99, seed=4)
+    exact = switchers(df, "y", dose="intensity", effects=2, n_boot=0)
+    binned = switchers(df, "y", dose="intensity", effects=2,
+                       baseline_bins=[0.25, 0.75], n_boot=99, seed=4)
     assert exact.n_gap_units > 0 and binned.n_gap_units == exact.n_gap_units
     assert exact.effects["n_unmatched"].sum() > binned.effects["n_unmatched"].sum()
     assert binned.effects["n_switchers"].min() > exact.effects["n_switchers"].min()
@@ -227,8 +227,8 @@ def switcher_truth(df: pd.DataFrame, beta0: float, beta1: float, L: int) -> np.n
 
 def test_switchers_static_effect() -> None:
     df = switchers_panel(6)
-    res = dose_response(df, "y", dose="intensity", design="switchers", effects=3, placebo=2,
-                        n_boot=99, seed=5)
+    res = switchers(df, "y", dose="intensity", effects=3, placebo=2,
+                    n_boot=99, seed=5)
     e = res.effects.set_index("horizon")
     within(e.loc[[1, 2, 3], "estimate"], e.loc[[1, 2, 3], "se"], switcher_truth(df, 1.0, 0.0, 3))
     within(e.loc[[-1, -2], "estimate"], e.loc[[-1, -2], "se"], np.zeros(2))
@@ -243,11 +243,11 @@ def test_switchers_static_effect() -> None:
 def test_switchers_dynamic_effect_and_covariates() -> None:
     df = switchers_panel(7, beta0=0.6, beta1=0.8, x_trend=0.3)
     truth = switcher_truth(df, 0.6, 0.8, 3)
-    res = dose_response(df, "y", dose="intensity", design="switchers", effects=3,
-                        covariates=["xk"], n_boot=99, seed=5)
+    res = switchers(df, "y", dose="intensity", effects=3,
+                    covariates=["xk"], n_boot=99, seed=5)
     e = res.effects.set_index("horizon")
     within(e["estimate"], e["se"], truth)
-    naive = dose_response(df, "y", dose="intensity", design="switchers", effects=3, n_boot=0)
+    naive = switchers(df, "y", dose="intensity", effects=3, n_boot=0)
     assert np.all(np.abs(naive.effects["estimate"].to_numpy() - truth) > 0.1)
 
 
@@ -277,8 +277,8 @@ def test_bootstrap_coverage() -> None:
         c = res.dose_curve.iloc[0]
         hits_att += c["att_lower"] <= 1.0 <= c["att_upper"]
         sw = switchers_panel(2000 + r, n_units=300)
-        e = dose_response(sw, "y", dose="intensity", design="switchers", effects=1, n_boot=99,
-                          seed=r).effects.iloc[0]
+        e = switchers(sw, "y", dose="intensity", effects=1, n_boot=99,
+                      seed=r).effects.iloc[0]
         hits_sw += e["lower"] <= 1.0 <= e["upper"]
     # P(Binomial(100, 0.95) < 87) < 0.001
     for hits in (hits_acr, hits_att, hits_sw):

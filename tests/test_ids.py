@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from impact import io, panel, spec
-from impact._panel_persons import ID_DOMAINS
 from impact.cli import app
+from impact.panel._persons import ID_DOMAINS
 from impact.registers import Registers
 from tests.fixtures import tiny_registers
 

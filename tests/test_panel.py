@@ -315,7 +315,7 @@ def test_no_lettings_and_no_tools() -> None:
 def test_panel_does_not_depend_on_row_order_id_coding_or_chunking(simulated, monkeypatch) -> None:
     """Shuffled rows, sparse ids (hashed instead of dense lookup tables), many small chunks and
     cells numbered by hashing give the same panel, exactly."""
-    from impact import _panel_persons
+    from impact.panel import _persons as _panel_persons
 
     reg, built = simulated
     big = 1_000_003  # ids far apart: no dense table fits

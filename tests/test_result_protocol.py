@@ -62,8 +62,8 @@ def results() -> dict[str, Result]:
         out["dose_response"] = did.dose_response(panel, "y", dose="dose", cohort="cohort",
                                                  control="never", n_boot=9, seed=1,
                                                  persons="persons")
-        out["switchers"] = did.dose_response(panel, "y", dose="intensity", design="switchers",
-                                             effects=1, n_boot=9, seed=1, persons="persons")
+        out["switchers"] = did.switchers(panel, "y", dose="intensity", effects=1, n_boot=9,
+                                         seed=1, persons="persons")
         out["imputation"] = did.imputation(panel, "y", cohorts=["cohort"], n_boot=9, seed=1,
                                            persons="persons")
         out["bacon"] = did.bacon(panel, "y", "in_force", persons="persons")

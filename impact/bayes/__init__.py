@@ -13,7 +13,7 @@ Modules: :mod:`~impact.bayes.design` (data checks, configuration),
 :mod:`~impact.bayes.model` (priors, PyMC model), :mod:`~impact.bayes.fit`
 (sampling, nutpie / PyMC NUTS), :mod:`~impact.bayes.parameterisation` (centred or
 non-centred effects from the data), :mod:`~impact.bayes.arviz_io` (every ArviZ call),
-:mod:`~impact.bayes.effects`, :mod:`~impact.bayes.results`, :mod:`~impact.bayes.synthetic`,
+:mod:`~impact.bayes.effects`, :mod:`~impact.bayes.results`,
 :mod:`~impact.bayes.ops` (the fused binomial log-likelihood Op behind the binomial model's speed).
 PyMC is imported only when a model is built, so ``import impact.bayes`` stays fast.
 """
@@ -33,7 +33,6 @@ _WHERE = {
     "ConvergenceWarning": "impact.bayes.results",
     "load": "impact.bayes.results",
     "ModelConfig": "impact.bayes.design",
-    "synthetic_panel": "impact.bayes.synthetic",
 }
 __all__ = sorted(_WHERE)
 

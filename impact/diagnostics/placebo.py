@@ -113,7 +113,7 @@ def primary_estimator(*, n_boot: int = 0, seed: int = 0,
     tools
         The tools estimated at once.
     """
-    from impact.estimates import primary
+    from impact.workflow.estimates import primary
 
     def estimator(data: pd.DataFrame, outcome: str) -> Any:
         return primary(data, outcome, n_boot=n_boot, seed=seed, tools=tuple(tools))
@@ -180,7 +180,7 @@ def _ready(data: pd.DataFrame, estimator: Estimator | None, outcomes: Sequence[s
     if missing:
         raise EstimationError(f"placebo: columns missing from the data: {missing}")
     if estimator is None and "cluster_plan" not in data.columns:
-        from impact.estimates import prepare
+        from impact.workflow.estimates import prepare
 
         return prepare(data)
     return data

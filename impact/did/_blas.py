@@ -5,7 +5,7 @@ handful of columns in the group-time loop and the thin bootstrap products that c
 the arithmetic, and on a busy machine far more: ``att_gt`` on 600 units x 10 periods took 0.58 s
 with OpenBLAS's default threads and 0.05 s with one thread on 2 loaded cores (measured once).
 Where parallel work pays (the multiplier bootstrap of a large panel),
-:mod:`impact.did._cs_bootstrap` runs its own threads, each on single-threaded BLAS.
+:mod:`impact.did.callaway_santanna._bootstrap` runs its own threads, each on single-threaded BLAS.
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
-from impact.config import DisclosureConfig
 from impact.errors import DisclosureError
+from impact.workflow.config import DisclosureConfig
 
 __all__ = [
     "EVIDENCE_COLUMNS",

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from impact.config import StudyConfig, config_hash, to_dict
 from impact.errors import DisclosureError, ImpactError
 from impact.report import disclosure
 from impact.report.tables import FORMATS, TableNotes, export_table
+from impact.workflow.config import StudyConfig, config_hash, to_dict
 
 __all__ = [
     "CellTable",
@@ -396,7 +396,7 @@ def manifest(folder: str | Path, *, config: StudyConfig, inputs: dict[str, str],
         (``impact`` is the source's own version), ``git`` (``commit``, ``dirty``), ``data_spec_sha256``.
     """
     import impact
-    from impact.provenance import package_versions
+    from impact.workflow.provenance import package_versions
 
     folder = Path(folder)
     files = {p.relative_to(folder).as_posix(): file_sha256(p)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from impact.did._cs_data import WidePanel
-from impact.did._cs_estimators import ESTIMATORS, CellFailure, fit_logit
+from impact.did.callaway_santanna._data import WidePanel
+from impact.did.callaway_santanna._estimators import ESTIMATORS, CellFailure, fit_logit
 from impact.errors import EstimationWarning
 
 FloatArray = NDArray[np.float64]

@@ -34,9 +34,9 @@ from typing import Any
 import pandas as pd
 
 from impact import io, spec
-from impact.config import StudyConfig, config_hash, load
 from impact.errors import EstimationError, ImpactError
 from impact.registers import Registers
+from impact.workflow.config import StudyConfig, config_hash, load
 
 #: File that marks a folder written by ``impact run`` (so a later run may replace it).
 RUN_MARKER = ".impact-run"
@@ -214,7 +214,8 @@ def _build_panel(registers: Registers, out: Path, config: StudyConfig, state: di
 
 def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
               ) -> None:
-    from impact import describe, outputs
+    from impact import describe
+    from impact.workflow import outputs
 
     frame = state["panel"].frame
     folder = out / "private" / "figures" / "report"
@@ -227,8 +228,8 @@ def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[
 
 def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
               ) -> None:
-    from impact import outputs
-    from impact.estimates import estimate_all
+    from impact.workflow import outputs
+    from impact.workflow.estimates import estimate_all
 
     frame = state["panel"].frame
     with warnings.catch_warnings(record=True) as caught:
@@ -284,7 +285,7 @@ def _subgroups_and_channels(registers: Registers, frame: Any, tables: Path, conf
     ``tenant_channel_contrasts.csv``, ``tenant_linkage.csv``); not yet released.
     """
     from impact import channels, subgroups
-    from impact.estimates import prepare
+    from impact.workflow.estimates import prepare
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -324,9 +325,10 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     """
     import json
 
-    from impact import bayes, outputs
-    from impact.estimates import persons_of
+    from impact import bayes
     from impact.simulate.truth import effect_column
+    from impact.workflow import outputs
+    from impact.workflow.estimates import persons_of
 
     b = config.bayes_model
     frame = state["panel"].frame
@@ -413,7 +415,8 @@ def _followup(registers: Registers, out: Path, config: StudyConfig, state: dict[
               ) -> None:
     """The follow-up study design (``[followup]``): unchecked in ``private/followup/``; its
     tables and documents go through the checks into ``release/followup/``."""
-    from impact import followup, outputs
+    from impact import followup
+    from impact.workflow import outputs
 
     f = config.followup
     frame = state["panel"].frame

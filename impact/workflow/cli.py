@@ -69,7 +69,7 @@ def simulate(
     """Write synthetic registers with known true effects (and their truth table)."""
     from impact import io
     from impact import simulate as sim
-    from impact.config import SCALES
+    from impact.workflow.config import SCALES
 
     if scale not in SCALES:
         _fail(ImpactError(f"--scale must be {', '.join(SCALES[:-1])} or {SCALES[-1]}, "
@@ -144,8 +144,8 @@ def run(
                                       "impact run's (replaced whole).")] = Path("results"),
 ) -> None:
     """Run the whole study: private/ (stays on the server) and release/ (checked) under --out."""
-    from impact import config as study_config
-    from impact import pipeline
+    from impact.workflow import config as study_config
+    from impact.workflow import pipeline
 
     try:
         cfg = study_config.load(config)

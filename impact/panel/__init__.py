@@ -54,7 +54,7 @@ Adoption
 
 Engine
 ------
-NumPy over the person-years (``impact/_panel_persons.py``), DuckDB for the lettings. Every
+NumPy over the person-years (``impact/panel/_persons.py``), DuckDB for the lettings. Every
 person-year falls into one cell: department-year, trait state and where its person was at *t-1* and
 is at *t+1*; the measures are sums over cells. The previous and next year of a person come from a
 dense (person, year) table and household incomes from a dense (household, year) table (hashing
@@ -63,14 +63,8 @@ the row order of ``persons`` does not matter; ``np.bincount`` counts the cells. 
 are read side by side with pyarrow (kept as zero-copy views) and every row-wise step runs chunk by
 chunk on a thread pool.
 
-Measured with ``benchmarks/bench_panel.py`` (12.0 million person-years, 600 departments, a 2-core
-machine shared with other work, best of 3 fresh processes, engines in turn): 4.5 s against 3.6 s
-for a hand-written DuckDB query of the stock measures alone (1.24x its time and its CPU seconds),
-peak 1.3 GB (runs at other load levels: 1.2-1.8x). In the same runs the previous engine (one DuckDB pass
-joining households and grouping by department, year, trait code and move flags, the flags from a
-global NumPy argsort joined back by POSITIONAL JOIN) took 12.3 s (3.4x; 4.6x on a quieter machine),
-and DuckDB self-joins for the movers take 2.3x. About 40% of the time is pyarrow decoding the two
-parquet files.
+Speed and memory against hand-written DuckDB queries: ``benchmarks/bench_panel.py`` (results in
+``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -86,9 +80,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from impact import _panel_persons as pp
 from impact import spec as spec_mod
-from impact._panel_persons import (
+from impact.errors import DataSpecError, Violation
+from impact.panel import _persons as pp
+from impact.panel._persons import (
     ARRIVED,
     EXITED,
     FROM_SOCIAL_HOUSING,
@@ -97,7 +92,6 @@ from impact._panel_persons import (
     STAYED,
     TO_SOCIAL_HOUSING,
 )
-from impact.errors import DataSpecError, Violation
 from impact.registers import Registers
 
 REPORT_GROUPS = ("both", "referral_only", "flexible_only", "neither")

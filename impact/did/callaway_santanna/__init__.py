@@ -2,7 +2,7 @@
 
 :func:`att_gt` estimates ATT(g,t) for every treated cohort ``g`` (first period of treatment; 0,
 NaN or inf = never treated) and period ``t`` from a balanced panel, by a 2x2 DiD per cell (doubly
-robust, IPW or outcome regression, see :mod:`impact.did._cs_estimators`). Inference uses the
+robust, IPW or outcome regression, see :mod:`impact.did.callaway_santanna._estimators`). Inference uses the
 influence functions: analytic standard errors (``n_boot=0``) or the multiplier bootstrap with
 Rademacher weights and sup-t uniform bands (``n_boot>0``), optionally clustered on a unit-level
 variable (e.g. ``plan_id`` or ``municipality_id`` for department-level panels; a unit with a
@@ -28,10 +28,10 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from impact.did._blas import single_blas_thread
-from impact.did._cs_bootstrap import analytic_se, analytic_vcov, multiplier_bootstrap
-from impact.did._cs_cells import estimate_cells
-from impact.did._cs_data import prepare_panel
-from impact.did._cs_results import (
+from impact.did.callaway_santanna._bootstrap import analytic_se, analytic_vcov, multiplier_bootstrap
+from impact.did.callaway_santanna._cells import estimate_cells
+from impact.did.callaway_santanna._data import prepare_panel
+from impact.did.callaway_santanna._results import (
     AggregateResult,
     AttGtResult,
     OverallEffect,
@@ -159,7 +159,7 @@ def att_gt(
     Raises
     ------
     impact.EstimationError
-        For unusable input (see :func:`impact.did._cs_data.prepare_panel`) or settings.
+        For unusable input (see :func:`impact.did.callaway_santanna._data.prepare_panel`) or settings.
     """
     _check_choice("control", control, ("never", "not_yet"))
     _check_choice("method", method, ("dr", "ipw", "reg"))

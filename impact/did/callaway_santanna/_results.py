@@ -1,7 +1,7 @@
 """Result objects of :func:`impact.did.att_gt`: ATT(g,t) table, aggregations, pre-test.
 
 :class:`AttGtResult` holds the group-time effects and their influence functions;
-:meth:`AttGtResult.aggregate` reproduces R's ``did::aggte`` (see :mod:`impact.did._cs_aggregate`)
+:meth:`AttGtResult.aggregate` reproduces R's ``did::aggte`` (see :mod:`impact.did.callaway_santanna._aggregate`)
 and returns an :class:`AggregateResult`. Bootstrap draws are seeded from the entropy recorded by
 :func:`impact.did.att_gt`, so repeated calls give identical numbers.
 """
@@ -19,9 +19,9 @@ import pandas as pd
 from numpy.typing import NDArray
 from scipy import stats
 
-from impact.did import _cs_report as rep
-from impact.did._cs_aggregate import aggregate_cells
-from impact.did._cs_bootstrap import analytic_se, cluster_sums, multiplier_bootstrap
+from impact.did.callaway_santanna import _report as rep
+from impact.did.callaway_santanna._aggregate import aggregate_cells
+from impact.did.callaway_santanna._bootstrap import analytic_se, cluster_sums, multiplier_bootstrap
 from impact.errors import EstimationError, EstimationWarning
 from impact.results import Result, draw_intervals
 

@@ -1,7 +1,7 @@
 """Small simulated department-year panels with known hierarchical DiD effects.
 
-Used by the tests and the benchmark of :mod:`impact.bayes`; not a substitute for the register
-simulator :mod:`impact.simulate`.
+Used by the tests and the benchmarks of :mod:`impact.bayes` (a test fixture, not part of the
+package); not a substitute for the register simulator :mod:`impact.simulate`.
 """
 
 from __future__ import annotations

@@ -363,7 +363,7 @@ def _event_plot(dyn: pd.DataFrame, tool: str, outcome: str) -> object:
 def persons_of(data: pd.DataFrame, outcome: str) -> str | None:
     """The panel's count of the persons behind ``outcome`` (its base), for the support counts
     of the results (``persons=``); None when the panel lacks that column."""
-    from impact.outputs import person_base
+    from impact.workflow.outputs import person_base
 
     base = person_base(outcome)
     return base if base in data else None
