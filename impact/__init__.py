@@ -51,7 +51,7 @@ __all__ = [
 
 _SUBMODULES = {"spec", "io", "simulate", "panel", "describe", "did", "bayes", "estimates",
                "pipeline", "provenance", "cli", "config", "report", "diagnostics", "followup",
-               "workflow"}
+               "workflow", "results"}
 
 #: Old import path -> the module's home since the layout of issue #13 (item 7).
 MOVED: dict[str, str] = {
