@@ -194,15 +194,6 @@ def test_persons_column_is_checked() -> None:
                    persons="nope")
 
 
-def test_bayes_names_in_tidy() -> None:
-    """estimate, se, lower, upper are the posterior mean, sd and 95% interval (no sampling:
-    the tidy of a stored result)."""
-    from impact.bayes.results import TIDY_NAMES
-
-    assert TIDY_NAMES == {"mean": "estimate", "sd": "se", "lower_95": "lower",
-                          "upper_95": "upper"}
-
-
 def test_errors_and_warnings_live_in_impact_errors() -> None:
     from impact import errors
 
