@@ -20,7 +20,7 @@ run: install
 test: install
 	$(VENV)/bin/ruff check impact tests benchmarks analyses
 	$(PY) -m pytest -q -m "not slow" -n 2
-	$(PY) -m pytest -q -m slow -n 2 || test $$? -eq 5
+	$(PY) -m pytest -q -m slow -n 2 --dist loadfile || test $$? -eq 5
 	$(MAKE) wheel-check
 
 # The wheel in a fresh virtual environment: impact simulate/validate/panel/derive outside the checkout
