@@ -21,10 +21,14 @@ from typing import Any
 
 from impact.errors import (
     ConfigError,
+    ConvergenceWarning,
     DataSpecError,
     DisclosureError,
+    DroppedRowsWarning,
     EstimationError,
+    EstimationWarning,
     ImpactError,
+    ImpactWarning,
     Violation,
 )
 from impact.registers import Registers
@@ -32,10 +36,14 @@ from impact.registers import Registers
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
+    "ConvergenceWarning",
     "DataSpecError",
     "DisclosureError",
+    "DroppedRowsWarning",
     "EstimationError",
+    "EstimationWarning",
     "ImpactError",
+    "ImpactWarning",
     "Registers",
     "Violation",
     "__version__",
@@ -43,7 +51,7 @@ __all__ = [
 
 _SUBMODULES = {"spec", "io", "simulate", "panel", "describe", "did", "bayes", "estimates",
                "pipeline", "provenance", "cli", "config", "report", "diagnostics", "followup",
-               "workflow"}
+               "workflow", "results"}
 
 #: Old import path -> the module's home since the layout of issue #13 (item 7).
 MOVED: dict[str, str] = {

@@ -77,3 +77,24 @@ class DisclosureError(ImpactError):
 
     The message says which rule fails and, for tables, which categories to merge.
     """
+
+
+class ImpactWarning(UserWarning):
+    """Base class of the warnings `impact` emits on purpose (a ``UserWarning``, so existing
+    filters keep working)."""
+
+
+class EstimationWarning(ImpactWarning):
+    """An estimator ran, but something about its result needs attention (e.g. a propensity score
+    that did not converge in one ATT(g,t) cell, no never-treated units, an unreliable band)."""
+
+
+class DroppedRowsWarning(ImpactWarning):
+    """Rows were left out of an estimation (missing values or outside the event window).
+
+    The number of rows left out is also stored on the result (``n_dropped``), so it is never silent.
+    """
+
+
+class ConvergenceWarning(ImpactWarning):
+    """A Bayesian fit failed the convergence gate (R-hat, ESS, divergences, BFMI)."""

@@ -319,7 +319,7 @@ def test_missing_outcomes_are_reported_not_silently_dropped():
     assert any("dropped 1 unit(s) not observed in all 5 periods" in m for m in messages)
     assert res.n_rows_dropped == 1 and res.n_units == 499
     assert any("8001" in n for n in res.notes)
-    assert "Rows dropped for missing data: 1" in res.summary()
+    assert "Rows dropped for missing data: 1" in str(res.summary())
 
 
 def test_not_yet_without_never_treated_follows_r():
@@ -414,19 +414,21 @@ def test_result_api_tidy_summary_plot():
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.crit_value = 1.0  # type: ignore[misc]
     tidy = res.tidy()
-    assert list(tidy.columns[:4]) == ["term", "cohort", "time", "event_time"]
+    assert list(tidy.columns[:7]) == ["term", "estimate", "se", "lower", "upper", "n_units",
+                                      "n_persons"]
+    assert {"cohort", "time", "event_time"} <= set(tidy.columns)
     assert tidy.term.iloc[0] == "ATT(2004,2004)"
     np.testing.assert_allclose(
         tidy.pointwise_upper - tidy.estimate, stats.norm.ppf(0.975) * tidy.se
     )
-    text = res.summary()
+    text = str(res.summary())
     assert "0.16812" in text and "-0.0105" in text
     fig = res.plot()
     assert len(fig.axes) == 3
     agg = res.aggregate("dynamic")
     assert len(agg.plot().axes) == 1
     assert "overall" in agg.tidy().term.iloc[0]
-    assert "event_time" in agg.summary()
+    assert "event_time" in str(agg.summary())
     assert agg.overall.to_series().index.tolist() == ["att", "se", "lower", "upper"]
 
 

@@ -146,7 +146,7 @@ def test_identity_with_always_treated(always: bool) -> None:
     assert (res.comparisons["weight"] >= 0).all()
     assert abs((res.comparisons["weight"] * res.comparisons["estimate"]).sum() - fit.estimate) < 1e-10
     assert ("Later vs Always Treated" in set(res.comparisons["type"])) is always
-    assert "identity error" in res.summary()
+    assert "identity error" in str(res.summary())
     assert res.plot().axes
 
 

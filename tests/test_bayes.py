@@ -192,7 +192,7 @@ def test_diagnostics_and_gate(normal_fit) -> None:
     assert len(d) == 1
     assert not normal_fit.converged  # 20 draws cannot pass ESS >= 400
     assert not normal_fit.effects["converged"].any()
-    assert not normal_fit.summary()["converged"].any()
+    assert not normal_fit.summary().frame["converged"].any()
     p = normal_fit.parameter_diagnostics
     assert {"effect_pooled", "sigma_unit"} <= set(p.loc[p["in_gate"], "variable"])
     assert "sigma_plan_id" in set(p.loc[~p["in_gate"], "variable"])
@@ -265,6 +265,43 @@ def test_plots(normal_fit, binomial_fit) -> None:
         normal_fit.plot(scale="pp")
     assert normal_fit.plot_ppc(num_samples=5, seed=1) is not None
     plt.close("all")
+
+
+def test_result_protocol(normal_fit, binomial_fit, panel: pd.DataFrame) -> None:
+    """tidy(): the posterior mean, sd and 95% interval under the protocol's names, the support
+    counts (the binomial's persons are its trials); summary() a Summary; plot() draws the means."""
+    from matplotlib.figure import Figure
+
+    from impact.results import Summary
+
+    tidy = normal_fit.tidy()
+    assert list(tidy.columns[:7]) == ["term", "estimate", "se", "lower", "upper", "n_units",
+                                      "n_persons"]
+    eff = normal_fit.effects
+    pooled = tidy[(tidy["term"] == "effect") & (tidy["group"] == "pooled")].iloc[0]
+    assert pooled["estimate"] == eff["mean"].iloc[0] and pooled["se"] == eff["sd"].iloc[0]
+    assert (pooled["lower"], pooled["upper"]) == (eff["lower_95"].iloc[0],
+                                                  eff["upper_95"].iloc[0])
+    assert "lower_90" in tidy and "mean" not in tidy
+    n_departments = panel["department_id"].nunique()
+    treated = panel.loc[panel["in_force"] > 0, "department_id"].nunique()
+    assert pooled["n_units"] == n_departments and pooled["n_units_treated"] == treated
+    assert tidy["n_persons"].isna().all()  # a normal model without persons=
+    by_group = panel.groupby("municipality_id")["department_id"].nunique()
+    groups = tidy[(tidy["term"] == "effect") & (tidy["group"] != "pooled")]
+    assert groups["n_units"].tolist() == by_group.reindex(groups["group"].astype(
+        by_group.index.dtype)).tolist()
+    trials = binomial_fit.tidy()
+    pooled_b = trials[(trials["term"] == "effect") & (trials["group"] == "pooled")].iloc[0]
+    on = panel["intensity"] > 0
+    assert pooled_b["n_persons_treated"] == panel[on].groupby("year")["n_labour_force"].sum().max()
+    summary = normal_fit.summary()
+    assert isinstance(summary, Summary) and not summary.frame["converged"].any()
+    assert "R-hat" in str(summary)
+    fig = normal_fit.plot()
+    assert isinstance(fig, Figure)
+    shown = fig.axes[0].collections[-1].get_offsets()[:, 0]
+    np.testing.assert_array_equal(shown, eff["mean"].to_numpy()[::-1])
 
 
 def test_prior_predictive(panel: pd.DataFrame) -> None:

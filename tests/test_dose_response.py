@@ -77,7 +77,7 @@ def test_linear_dose_response_recovered() -> None:
     # SEs are sane: ACR^o se close to the OLS-theory value (0.5 * sqrt(2) / sd(d) / sqrt(n))
     assert 0.02 < ov.loc["ACR^o", "se"] < 0.2
     assert res.tidy().shape[0] == 2 + 2 * len(c) + 2 * len(es)
-    assert "ATT^o" in res.summary()
+    assert "ATT^o" in str(res.summary())
     assert len(res.plot().axes) == 2
 
 
@@ -237,7 +237,7 @@ def test_switchers_static_effect() -> None:
     assert abs(m["estimate"] - 1.0) < 4 * m["se"]
     assert (e["n_unmatched"] == 0).all()
     assert {"effect_1", "placebo_2", "DID_M"} <= set(res.tidy()["term"])
-    assert res.plot().axes and "DID_M" in res.summary()
+    assert res.plot().axes and "DID_M" in str(res.summary())
 
 
 def test_switchers_dynamic_effect_and_covariates() -> None:

@@ -122,3 +122,68 @@ def test_small_trend_cell_is_suppressed_and_left_out_of_its_figure(
     fig7_4 = next(f for f in figures if f.name == "figure_7_4")
     labels = [line.get_label() for line in fig7_4.draw(shares).axes[0].get_lines()]
     assert labels and not any(label.startswith("Neither") for label in labels)
+
+
+# --- contrasts: a result's tidy() rows with their support go through the model rules ----------
+
+def _hand_results() -> tuple:
+    import warnings
+
+    from impact import did
+    from tests.test_result_protocol import hand_panel
+
+    panel = hand_panel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        es = did.event_study(panel, "y", cohort="cohort", window=(-2, 2), persons="persons")
+        dyn = did.att_gt(panel, "y", "department_id", "year", "cohort", n_boot=0,
+                         persons="persons").aggregate("dynamic")
+    return es, dyn
+
+
+def test_contrast_row_with_too_few_departments_is_suppressed(tmp_path) -> None:
+    es, _ = _hand_results()
+    tidy = es.tidy().assign(tool="flexible_letting")
+    table = outputs.model_table("contrast_event_study", tidy, keys=("event_time",),
+                                title="event study")
+    result = release.write_released([table], tmp_path / "release", CFG)
+    frame = result.released["contrast_event_study"]
+    # e<=-2 rests on 2 treated departments (cohort 2010 in 2008): below min_departments = 3;
+    # every other row has 5 treated and 10 control departments, >= 90 persons a side and 32 df
+    bad = frame["event_time"] == -2
+    assert frame.loc[bad, ["estimate", "se", "lower", "upper", "n_units"]].isna().all(axis=None)
+    assert frame.loc[~bad & ~frame["reference"], "estimate"].notna().all()
+    assert not [c for c in frame.columns if c.startswith("support_") or c == "n_persons"]
+    log = result.log.frame()
+    mine = log[log["output"] == "contrast_event_study"]
+    assert set(mine["rule"]) == {"departments"}
+    assert set(mine["row"]) == {int(np.flatnonzero(bad)[0])}
+    assert "fewer than 3 departments" in mine["reason"].iloc[0]
+    assert result.status["contrast_event_study"] == "review"
+
+
+def test_contrast_rows_below_the_residual_df_or_without_persons_are_suppressed(tmp_path) -> None:
+    _, dyn = _hand_results()
+    tidy = dyn.tidy()
+    # every 2x2 cell of the hand panel has at most 3 + 5 - 2 = 6 residual df (< 10)
+    assert (tidy["df_resid"] < 10).all()
+    no_persons = tidy.assign(n_persons_treated=pd.NA, df_resid=99)
+    tables = [outputs.model_table("dyn", tidy, keys=(), title="t"),
+              outputs.model_table("dyn_no_persons", no_persons, keys=(), title="t")]
+    result = release.write_released(tables, tmp_path / "release", CFG)
+    assert result.released["dyn"]["estimate"].isna().all()
+    assert result.released["dyn_no_persons"]["estimate"].isna().all()
+    log = result.log.frame()
+    dof = log[(log["output"] == "dyn") & (log["rule"] == "dof")]
+    assert set(dof["row"]) == set(range(len(tidy)))  # every row, for its residual df
+    unknown = log[(log["output"] == "dyn_no_persons") & (log["rule"] == "threshold")]
+    assert set(unknown["row"]) == set(range(len(tidy)))  # persons unknown: every row
+    assert "dof" not in set(log.loc[log["output"] == "dyn_no_persons", "rule"])
+
+
+def test_contrast_without_support_columns_is_withheld(tmp_path) -> None:
+    es, _ = _hand_results()
+    tidy = es.tidy().drop(columns=["n_units_treated"])
+    table = outputs.model_table("no_support", tidy, keys=("event_time",), title="t")
+    result = release.write_released([table], tmp_path / "release", CFG)
+    assert result.status["no_support"] == "fail" and "no_support" not in result.released

@@ -107,6 +107,14 @@ def test_release_holds_only_checked_aggregates(two_runs: tuple[Path, Path]) -> N
     shares = pd.read_csv(release / "tables" / "report_trends_shares.csv", comment="#")
     shown = shares[shares["value"].notna()]
     assert (shown["n_persons"] >= 5).all()
+    # the contrasts are released through the model rules, with their results' support
+    assert {"did_att_gt_aggregates", "did_twfe", "did_dose_response"} <= set(results)
+    log = pd.read_csv(release / "disclosure_log.csv")
+    agg = pd.read_csv(release / "tables" / "did_att_gt_aggregates.csv", comment="#")
+    assert not {c for c in agg.columns if c.startswith("support_")} | ({"n_persons"} & set(agg))
+    small = log[(log["output"] == "did_att_gt_aggregates") & (log["rule"] == "departments")]
+    assert len(small) and agg.loc[small["row"].astype(int).unique(), "estimate"].isna().all()
+    assert agg["estimate"].notna().any()
     # the top-level headline is the checked one
     head = pd.read_csv(out / "tables" / "headline.csv")
     checked = pd.read_csv(release / "tables" / "headline.csv", comment="#")

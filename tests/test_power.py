@@ -192,6 +192,30 @@ def test_mde_interpolates_the_curve():
     assert np.isnan(fake.mde(0.95).effect)
 
 
+def test_power_result_follows_the_result_protocol():
+    """tidy(): power as the estimate, its Monte Carlo SE as se; the design's departments as
+    support; the plot draws the power curve."""
+    panel = small_panel()
+    res = power(panel, outcome=OUTCOME, tool=TOOL, effects=[0.0, 0.05], n_reps=4,
+                estimator="design", progress=False)
+    tidy = res.tidy()
+    assert list(tidy.columns[:7]) == ["term", "estimate", "se", "lower", "upper", "n_units",
+                                      "n_persons"]
+    np.testing.assert_array_equal(tidy["estimate"], res.table["power"])
+    np.testing.assert_array_equal(tidy["se"], res.table["mc_se"])
+    assert (tidy["n_units"] == res.design.layout.department_id.size).all()
+    assert (tidy["n_units_treated"] == (res.design.layout.cohort > 0).sum()).all()
+    line = res.plot().axes[0].containers[0].lines[0]
+    np.testing.assert_array_equal(line.get_ydata(), res.table["power"])
+    mde = PowerResult(table=pd.DataFrame({"effect": [0.0, 0.01, 0.02], "power": [0.05, 0.5, 0.9],
+                                          "mc_se": 0.01}),
+                      replications=res.replications, design=res.design,
+                      settings={**res.settings, "n_reps": 400}).mde(0.8)
+    row = mde.tidy().iloc[0]
+    assert (row["term"], row["estimate"], row["se"]) == ("mde(power=0.8)", mde.effect, mde.mc_se)
+    assert str(mde.summary()).startswith("Minimum detectable effect")
+
+
 def test_bad_input_raises():
     panel = small_panel()
     with pytest.raises(EstimationError, match="lacks column"):

@@ -102,7 +102,7 @@ def test_twfe_missing_rows_are_counted() -> None:
     with pytest.warns(DroppedRowsWarning, match="3 of 600"):
         res = twfe(df, "y", "d")
     assert res.n_dropped == 3 and res.n_obs == 597
-    assert "rows dropped (missing) = 3" in res.summary()
+    assert "rows dropped (missing) = 3" in str(res.summary())
 
 
 def test_twfe_errors() -> None:
@@ -175,7 +175,7 @@ def test_event_study_intensity_and_trimmed_window() -> None:
 def test_results_render() -> None:
     df = make_panel()
     res = event_study(df, "y", cohort="cohort")
-    assert "reference -1" in res.summary()
+    assert "reference -1" in str(res.summary())
     fig = res.plot()
     assert len(fig.axes) == 1
     fig2 = twfe(df, "y", ["d"], covariates=["x"]).plot()

@@ -153,3 +153,53 @@ def dynamics_table(idata: xr.DataTree, threshold: float) -> pd.DataFrame | None:
         tab.insert(0, "term", term)
         parts.append(tab)
     return pd.concat(parts, ignore_index=True)
+
+
+def support_table(design: Design, kind: str, persons: np.ndarray | None = None) -> pd.DataFrame:
+    """Support columns of the rows of one effect table (see :mod:`impact.results`).
+
+    Parameters
+    ----------
+    design
+        The model's arrays (rows: department-years).
+    kind
+        ``"effects"`` (the pooled row, then one per ``effect_by`` group), ``"extra"`` (one per
+        ``effect_by_extra`` group) or ``"dynamics"`` (leads, then lags, as
+        :func:`dynamics_table`).
+    persons
+        Persons per department-year; default: the binomial model's trials (else unknown).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_units, n_persons`` of the department-years behind each row (its group; for an
+        event time, the department-years at it and those without any event indicator), the
+        sides (treated: treatment > 0, or at the event time; control: treatment 0, or no event
+        indicator) and ``df_resid``: department-years minus the effects of the equivalent
+        fixed-effects model (units, years, groups, extra groups, leads and lags).
+    """
+    from impact.results import SupportCounter
+
+    if persons is None and design.n_trials is not None:
+        persons = np.asarray(design.n_trials, dtype=float)
+    counter = SupportCounter(design.unit_idx, design.time_idx, persons)
+    treated = design.d > 0
+    rows: list[dict[str, float]] = []
+    if kind == "effects":
+        sel = [np.ones(design.n_obs, dtype=bool)]
+        sel += [design.effect_idx == g for g in range(len(design.effect_groups))]
+        rows = [counter.sides(s & treated, s & ~treated) for s in sel]
+    elif kind == "extra" and design.extra_idx is not None:
+        rows = [counter.sides((design.extra_idx == g) & treated, (design.extra_idx == g) & ~treated)
+                for g in range(len(design.extra_groups or []))]
+    elif kind == "dynamics" and design.lead_idx is not None and design.lag_idx is not None:
+        none = (design.lead_idx < 0) & (design.lag_idx < 0)
+        rows = [counter.sides(design.lead_idx == j, none) for j in range(len(design.leads))]
+        rows += [counter.sides(design.lag_idx == j, none) for j in range(len(design.lags))]
+    out = pd.DataFrame(rows, columns=["n_units", "n_persons", "n_units_treated",
+                                      "n_units_control", "n_persons_treated",
+                                      "n_persons_control"])
+    n_params = (len(design.units) + len(design.times) - 1 + len(design.effect_groups)
+                + len(design.extra_groups or []) + len(design.leads) + len(design.lags))
+    out["df_resid"] = float(design.n_obs - n_params)
+    return out

@@ -17,7 +17,12 @@ import xarray as xr
 
 from impact.bayes import arviz_io
 from impact.bayes.design import ModelConfig, prepare
-from impact.bayes.effects import dynamics_table, effects_table, extra_effects_table
+from impact.bayes.effects import (
+    dynamics_table,
+    effects_table,
+    extra_effects_table,
+    support_table,
+)
 from impact.bayes.fit import reproducible_compilation, resolve_sampler, sample
 from impact.bayes.model import build_model
 from impact.bayes.parameterisation import CENTRED_ABOVE, LevelChoice, choose_effects
@@ -123,6 +128,10 @@ class HierarchicalModel:
         Department-year panel, one row per ``(unit, time)``.
     config
         The model (see :class:`~impact.bayes.design.ModelConfig`).
+    persons
+        Optional column with the persons behind each department-year (e.g. ``n_residents`` or
+        the outcome's base), for the ``n_persons`` support columns of the effect tables (a
+        binomial model uses its trials); not part of the model, so not of its hash.
 
     Attributes
     ----------
@@ -139,11 +148,16 @@ class HierarchicalModel:
     >>> result = model.fit(draws=1000, chains=4, seed=1)  # doctest: +SKIP
     """
 
-    def __init__(self, data: pd.DataFrame, config: ModelConfig) -> None:
+    def __init__(self, data: pd.DataFrame, config: ModelConfig, *,
+                 persons: str | None = None) -> None:
         if not isinstance(config, ModelConfig):
             raise EstimationError("impact.bayes: config must be an impact.bayes.ModelConfig")
+        from impact.results import persons_column
+
         self.config = config
         self.design = prepare(data, config)
+        #: persons per department-year (rows of the design), or None
+        self.persons = persons_column(data, persons, what="impact.bayes")
         if config.pooling != "partial":
             self.effects_choice = LevelChoice("effect", bool(config.centred_effects is True), "user")
         elif config.centred_effects == "auto":
@@ -282,9 +296,16 @@ class HierarchicalModel:
         warn_if_not_converged(worst, run.sampler)
         conv = bool(worst["converged"].iloc[0])
         effects = effects_table(idata, self.design, self.config, threshold)
+        effects = pd.concat([effects, support_table(self.design, "effects", self.persons)],
+                            axis=1)
         effects["converged"] = conv
         extra = extra_effects_table(idata, threshold)
         dynamics = dynamics_table(idata, threshold)
+        if extra is not None:
+            extra = pd.concat([extra, support_table(self.design, "extra", self.persons)], axis=1)
+        if dynamics is not None:
+            dynamics = pd.concat([dynamics, support_table(self.design, "dynamics", self.persons)],
+                                 axis=1)
         for tab in (extra, dynamics):
             if tab is not None:
                 tab["converged"] = conv
@@ -355,6 +376,7 @@ def hierarchical(
     log_likelihood: bool = False,
     strict_gate: bool = False,
     max_attempts: int = MAX_ATTEMPTS,
+    persons: str | None = None,
 ) -> HierarchicalResult:
     """Bayesian hierarchical difference-in-differences model of a tool's effect.
 
@@ -421,6 +443,9 @@ def hierarchical(
     max_attempts
         Fits at most while the gate fails (1: no refit); see
         :meth:`HierarchicalModel.fit` and ``result.attempts``.
+    persons
+        Optional column with the persons behind each department-year, for the ``n_persons``
+        support columns of the effect tables (see :class:`HierarchicalModel`).
 
     Returns
     -------
@@ -451,7 +476,7 @@ def hierarchical(
         event_time=event_time,
         event_window=(int(event_window[0]), int(event_window[1])),
     )
-    return HierarchicalModel(data, config).fit(
+    return HierarchicalModel(data, config, persons=persons).fit(
         draws=draws,
         tune=tune,
         chains=chains,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass, field
 from io import StringIO
@@ -14,11 +15,8 @@ import xarray as xr
 from impact.bayes import arviz_io
 from impact.bayes.design import Design, ModelConfig
 from impact.bayes.fit import SamplingRun
-from impact.errors import EstimationError
-
-
-class ConvergenceWarning(UserWarning):
-    """A fit failed the convergence gate (R-hat, ESS, divergences, BFMI)."""
+from impact.errors import ConvergenceWarning, EstimationError
+from impact.results import Result, new_axes
 
 
 def gate_message(diagnostics: pd.DataFrame, sampler: str) -> str:
@@ -42,8 +40,12 @@ def gate_message(diagnostics: pd.DataFrame, sampler: str) -> str:
     )
 
 
+#: Posterior columns renamed to the protocol's names in ``tidy()``.
+TIDY_NAMES = {"mean": "estimate", "sd": "se", "lower_95": "lower", "upper_95": "upper"}
+
+
 @dataclass
-class HierarchicalResult:
+class HierarchicalResult(Result):
     """A fitted Bayesian hierarchical DiD model.
 
     Attributes
@@ -52,7 +54,8 @@ class HierarchicalResult:
         One row ``group="pooled"`` (the hyper-mean effect) and one per ``effect_by`` group:
         ``group, mean, sd, lower_90, upper_90, lower_95, upper_95, p_positive,
         p_above_threshold, scale`` (+ ``*_pp`` columns for the binomial likelihood),
-        ``n_treated`` and ``converged``. Intervals are equal-tailed.
+        ``n_treated``, the support columns of :meth:`tidy` and ``converged``. Intervals are
+        equal-tailed.
     extra_effects
         Deviations of the ``effect_by_extra`` groups, or ``None``.
     dynamics
@@ -121,9 +124,17 @@ class HierarchicalResult:
         """The NUTS implementation that ran (``"nutpie"``, ``"pymc"`` or ``"numpyro"``)."""
         return self.run.sampler
 
-    def tidy(self) -> pd.DataFrame:
-        """Long table of all effects: ``term`` (effect / extra_effect), group, statistics,
-        ``converged``, ``sampler`` and the model-configuration hash."""
+    def _tidy(self) -> pd.DataFrame:
+        """Long table of all effects: ``term`` (effect / extra_effect / event_lead /
+        event_lag), ``estimate`` (posterior mean), ``se`` (posterior sd), ``lower``, ``upper``
+        (95% equal-tailed interval), the support columns, then ``group``, the other posterior
+        columns (``lower_90``, ``upper_90``, ``p_positive``, ...), ``converged``, ``sampler``
+        and the model-configuration hash.
+
+        Support (where the table has it, see :func:`impact.bayes.effects.support_table`):
+        departments and persons of the group's department-years; treated side treatment > 0,
+        control side treatment 0.
+        """
         parts = [self.effects.assign(term="effect")]
         if self.extra_effects is not None:
             parts.append(self.extra_effects.assign(term="extra_effect"))
@@ -133,46 +144,54 @@ class HierarchicalResult:
                 term="event_" + self.dynamics["term"],
             )
             parts.append(dyn.drop(columns="event_time"))
-        out = pd.concat(parts, ignore_index=True)
+        out = pd.concat(parts, ignore_index=True).rename(columns=TIDY_NAMES)
         out.insert(0, "term", out.pop("term"))
+        first = ["term", "estimate", "se", "lower", "upper"]
+        support = [c for c in ("n_units", "n_persons", "n_units_treated", "n_units_control",
+                               "n_persons_treated", "n_persons_control", "df_resid") if c in out]
+        out = out[first + support + [c for c in out.columns if c not in first + support]]
         out["sampler"] = self.run.sampler
         out["config_hash"] = self.config.hash()
         out["converged"] = self.converged
         return out
 
-    def summary(self) -> pd.DataFrame:
-        """Compact table for reports: the effects and the diagnostics side by side."""
-        cols = [
-            "group",
-            "mean",
-            "lower_90",
-            "upper_90",
-            "lower_95",
-            "upper_95",
-            "p_positive",
-            "p_above_threshold",
-        ]
-        cols += [c for c in ("mean_pp", "lower_95_pp", "upper_95_pp") if c in self.effects]
-        out = self.effects[cols].copy()
-        d = self.diagnostics.iloc[0]
-        for col in ("r_hat", "ess_bulk", "ess_tail", "divergences", "bfmi"):
-            out[col] = d[col]
-        out["converged"] = self.converged
-        return out
+    _summary_columns = ("group", "lower_90", "upper_90", "p_positive", "p_above_threshold",
+                        "mean_pp", "lower_95_pp", "upper_95_pp")
 
-    def plot(self, scale: str = "model", ax: Any = None) -> Any:
+    def _summary_title(self) -> str:
+        return (f"Bayesian hierarchical DiD: {self.config.treatment} on {self.config.outcome} "
+                f"({self.config.likelihood}); posterior mean (estimate), sd (se), 95% and 90% "
+                "equal-tailed intervals")
+
+    def _summary_notes(self) -> tuple[str, ...]:
+        d = self.diagnostics.iloc[0]
+        gate = "passed" if self.converged else "FAILED: do not report"
+        return (f"sampler {self.run.sampler}; max R-hat {d['r_hat']:.3f}, min ESS bulk "
+                f"{d['ess_bulk']:.0f}, tail {d['ess_tail']:.0f}, divergences "
+                f"{int(d['divergences'])}, BFMI {d['bfmi']:.2f}; convergence gate {gate}",)
+
+    def summary(self) -> Any:
+        """A :class:`~impact.results.Summary`: the effects (pooled first) with the diagnostics
+        side by side in ``.frame`` (``r_hat, ess_bulk, ess_tail, divergences, bfmi,
+        converged``) and in the notes."""
+        out = super().summary()
+        frame = out.frame[out.frame["term"] == "effect"].reset_index(drop=True)
+        d = self.diagnostics.iloc[0]
+        frame = frame.assign(**{c: d[c] for c in ("r_hat", "ess_bulk", "ess_tail",
+                                                  "divergences", "bfmi")},
+                             converged=self.converged)
+        return dataclasses.replace(out, frame=frame)
+
+    def plot(self, ax: Any = None, scale: str = "model") -> Any:
         """Forest plot of the effects (95% and 90% intervals); returns the matplotlib Figure.
 
         ``scale="pp"`` plots the percentage-point effects of a binomial model.
         """
-        import matplotlib.pyplot as plt
-
         sfx = "_pp" if scale == "pp" else ""
         if f"mean{sfx}" not in self.effects:
             raise EstimationError("impact.bayes: scale='pp' needs a binomial model")
         tab = self.effects.iloc[::-1].reset_index(drop=True)
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 0.25 * len(tab) + 1.5))
+        fig, ax = new_axes(ax, figsize=(6, 0.25 * len(tab) + 1.5))
         pos = range(len(tab))
         ax.hlines(pos, tab[f"lower_95{sfx}"], tab[f"upper_95{sfx}"], color="0.6", lw=1)
         ax.hlines(pos, tab[f"lower_90{sfx}"], tab[f"upper_90{sfx}"], color="0.2", lw=2.5)
@@ -186,7 +205,7 @@ class HierarchicalResult:
             title += "  [NOT CONVERGED]"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("effect: posterior mean, 90% and 95% intervals")
-        return ax.figure
+        return fig
 
     def plot_ppc(self, num_samples: int = 50, seed: int | None = None) -> Any:
         """Posterior predictive check (needs the fitted model, i.e. not after :func:`load`).

@@ -47,6 +47,7 @@ from numpy.typing import NDArray
 from scipy import optimize, stats
 
 from impact.errors import EstimationError
+from impact.results import Result, draw_intervals
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -740,7 +741,7 @@ def _run_dask(job: _Job, chunks: list[list[np.random.SeedSequence]], client: Any
 # results
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class MinimumDetectableEffect:
+class MinimumDetectableEffect(Result):
     """Effect at which the simulated power reaches ``target`` (linear interpolation).
 
     ``mc_se`` is its Monte Carlo standard error by the delta method (the power's binomial
@@ -757,9 +758,26 @@ class MinimumDetectableEffect:
     def __float__(self) -> float:
         return self.effect
 
+    def _tidy(self) -> pd.DataFrame:
+        """One row: ``term`` ``mde(power=<target>)``, the effect as ``estimate``, its Monte
+        Carlo SE as ``se``, ``lower``, ``upper``; then ``target`` (no support counts)."""
+        return pd.DataFrame({"term": [f"mde(power={self.target:g})"], "estimate": [self.effect],
+                             "se": [self.mc_se], "lower": [self.lower], "upper": [self.upper],
+                             "target": [self.target]})
+
+    def _summary_title(self) -> str:
+        return (f"Minimum detectable effect at power {self.target:g} (interpolated on the "
+                "simulated power curve; Monte Carlo SE)")
+
+    def _draw(self, ax: Any) -> None:
+        """The minimum detectable effect with its Monte Carlo interval."""
+        draw_intervals(ax, [0.0], [self.effect], [self.lower], [self.upper], horizontal=True)
+        ax.set_yticks([0.0], [f"power {self.target:g}"])
+        ax.set_xlabel("minimum detectable effect")
+
 
 @dataclass(frozen=True)
-class PowerResult:
+class PowerResult(Result):
     """Simulated power of an estimator at each injected effect.
 
     Attributes
@@ -805,9 +823,47 @@ class PowerResult:
         return MinimumDetectableEffect(target, eff, mc_se, eff - 1.96 * mc_se,
                                        eff + 1.96 * mc_se)
 
-    def tidy(self) -> pd.DataFrame:
-        """The power table (``effect, power, mc_se, ...``)."""
-        return self.table.copy()
+    def _tidy(self) -> pd.DataFrame:
+        """One row per effect: ``term`` ``power(effect=<e>)``, the simulated power as
+        ``estimate``, its Monte Carlo SE as ``se``, ``lower``/``upper`` = power -+ 1.96 SE
+        (clipped to [0, 1]), the support of the design, then the power table's columns
+        (``effect, power, mc_se, ...``).
+
+        Support: ``n_units`` = departments of the design, treated side = the departments that
+        receive the injected effect, control side = the others; persons unknown.
+        """
+        t = self.table.reset_index(drop=True)
+        treated = np.asarray(self.design.treated).any(axis=1)
+        n = int(treated.size)
+        lo = np.clip(t["power"] - 1.96 * t["mc_se"], 0.0, 1.0)
+        hi = np.clip(t["power"] + 1.96 * t["mc_se"], 0.0, 1.0)
+        head = pd.DataFrame({"term": [f"power(effect={e:g})" for e in t["effect"]],
+                             "estimate": t["power"], "se": t["mc_se"], "lower": lo, "upper": hi,
+                             "n_units": n, "n_units_treated": int(treated.sum()),
+                             "n_units_control": int(n - treated.sum())})
+        return pd.concat([head, t], axis=1)
+
+    _summary_columns = ("effect",)
+
+    def _summary_title(self) -> str:
+        s = self.settings
+        return (f"Simulated power of {s.get('estimator', 'the estimator')} on "
+                f"{s.get('outcome', '')} ({s.get('tool', '')}), alpha {s.get('alpha', 0.05):g}")
+
+    def _summary_notes(self) -> tuple[str, ...]:
+        s = self.settings
+        return (f"{s.get('n_reps')} replications per effect, seed {s.get('seed')}, backend "
+                f"{s.get('backend')}; estimate = power, se = Monte Carlo SE",)
+
+    def _draw(self, ax: Any) -> None:
+        """The power curve: power against the injected effect, with Monte Carlo intervals."""
+        t = self.tidy()
+        draw_intervals(ax, t["effect"].to_numpy(dtype=float), t["estimate"], t["lower"],
+                       t["upper"], linestyle="-")
+        ax.axhline(self.settings.get("alpha", 0.05), color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("injected effect")
+        ax.set_ylabel("power")
+        ax.set_ylim(0, 1.02)
 
 
 def power(

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from impact.errors import EstimationError
+from impact.errors import DroppedRowsWarning, EstimationError
+from impact.results import Result, draw_intervals, new_axes
 
 __all__ = [
     "DoseResponseResult",
@@ -31,13 +32,6 @@ __all__ = [
     "require_columns",
     "unit_cluster_codes",
 ]
-
-
-class DroppedRowsWarning(UserWarning):
-    """Rows were left out of an estimation (missing values or outside the event window).
-
-    The number of rows left out is also stored on the result (``n_dropped``), so it is never silent.
-    """
 
 
 def as_frame(panel: Any) -> pd.DataFrame:
@@ -248,7 +242,7 @@ def band(ax: Any, x: np.ndarray, est: np.ndarray, lower: np.ndarray, upper: np.n
          label: str, step: bool = False) -> None:
     """Draw an estimate with its interval: a line with a shaded band, or points with bars."""
     if step:
-        ax.errorbar(x, est, yerr=[est - lower, upper - est], fmt="o", capsize=3, label=label)
+        draw_intervals(ax, x, est, lower, upper, label=label)
     else:
         ax.plot(x, est, label=label)
         ax.fill_between(x, lower, upper, alpha=0.25)
@@ -259,7 +253,7 @@ def band(ax: Any, x: np.ndarray, est: np.ndarray, lower: np.ndarray, upper: np.n
 
 
 @dataclass(frozen=True)
-class DoseResponseResult:
+class DoseResponseResult(Result):
     """Result of :func:`dose_response` with ``design="staggered"``.
 
     Attributes
@@ -279,6 +273,8 @@ class DoseResponseResult:
     cluster, cluster_variable, n_clusters
         The ``cluster`` argument, the level the bootstrap resamples (``cluster`` or the unit
         column) and its number of clusters.
+    support
+        The support columns of :meth:`tidy`, one row per row of ``tidy()``.
 
     Event-study interface: ``event_time``, ``estimate`` (ATT^o(e)) and ``se`` (numpy arrays, the
     rows of ``event_study``), :meth:`vcov` (covariance of the bootstrap draws; ``parameter="acr"``
@@ -309,6 +305,7 @@ class DoseResponseResult:
     n_clusters: int | None = None
     event_draws: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False,
                                     compare=False)
+    support: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
 
     @property
     def event_time(self) -> np.ndarray:
@@ -343,9 +340,18 @@ class DoseResponseResult:
         part = d[:, :ne] if parameter == "att" else d[:, ne:]
         return draws_vcov(part if d.shape[1:] == (2 * ne,) else np.empty((0, 0)), ne)
 
-    def tidy(self) -> pd.DataFrame:
-        """Long table: term, parameter, dose, event_time, estimate, se, lower, upper, cluster,
-        n_clusters."""
+    def _tidy(self) -> pd.DataFrame:
+        """Long table: term, estimate, se, lower, upper, the support columns, parameter, dose,
+        event_time, cluster, n_clusters.
+
+        Rows: ATT^o and ACR^o, then ATT(d) and ATT^o(e), then ACR(d) and ACR^o(e). Support:
+        the (cohort, period) cells behind a row (post-treatment cells for ATT^o, ACR^o and the
+        dose curve, the cells at event time e for the event study); treated side = the cells'
+        treated units (for binned curves: those in the bin, and the bin below for ACR) at the
+        cells' two periods, control side = their comparison units; ``df_resid`` = the smallest
+        residual df of those cells (treated + comparison units minus the dose basis, the
+        intercept and the covariates).
+        """
         parts = [self.overall.assign(parameter=self.overall["term"], dose=np.nan,
                                      event_time=np.nan)]
         for par in ("att", "acr"):
@@ -359,42 +365,62 @@ class DoseResponseResult:
                 "parameter": f"{par.upper()}^o(e)", "dose": np.nan, "event_time": e["event_time"],
                 "estimate": e[par], "se": e[f"{par}_se"], "lower": e[f"{par}_lower"],
                 "upper": e[f"{par}_upper"]}))
-        cols = ["term", "parameter", "dose", "event_time", "estimate", "se", "lower", "upper"]
+        cols = ["term", "estimate", "se", "lower", "upper", "parameter", "dose", "event_time"]
         out = pd.concat(parts, ignore_index=True)[cols]
+        if len(self.support) == len(out):
+            out = pd.concat([out.iloc[:, :5], self.support.reset_index(drop=True),
+                             out.iloc[:, 5:]], axis=1)
         return out.assign(cluster=self.cluster_variable, n_clusters=self.n_clusters)
 
-    def summary(self) -> str:
-        """Plain-text summary."""
+    _summary_columns = ("parameter", "dose", "event_time")
+
+    def _summary_title(self) -> str:
+        return f"Dose response (CGS 2024), {self.outcome} on dose {self.dose}"
+
+    def _summary_notes(self) -> tuple[str, ...]:
         spec = (f"B-spline degree {self.degree}, knots {list(np.round(self.knots, 4))}"
                 if self.method == "parametric" else f"{len(self.dose_curve)} dose bins")
-        return (
-            f"Dose response (CGS 2024), {self.outcome} on dose {self.dose}: {spec}; control "
-            f"{self.control}, base period {self.base_period}\nunits = {self.n_units}, treated = "
-            f"{self.n_treated}, rows dropped = {self.n_dropped}, treated units without dose = "
-            f"{self.n_dropped_units}; bootstrap over {self.cluster_variable} "
-            f"({self.n_clusters} clusters) n = {self.n_boot}, "
-            f"seed = {self.seed}\n" + format_table(self.overall) + "\n\ndose curve:\n"
-            + format_table(self.dose_curve) + "\n\nevent study:\n" + format_table(self.event_study)
-        )
+        return (f"{spec}; control {self.control}, base period {self.base_period}",
+                f"units = {self.n_units}, treated = {self.n_treated}, rows dropped = "
+                f"{self.n_dropped}, treated units without dose = {self.n_dropped_units}; "
+                f"bootstrap over {self.cluster_variable} ({self.n_clusters} clusters) n = "
+                f"{self.n_boot}, seed = {self.seed}; {100 * (1 - self.alpha):g}% intervals")
 
-    def plot(self) -> Any:
-        """Dose curves ATT(d) and ACR(d) with pointwise intervals; returns the figure."""
-        import matplotlib.pyplot as plt
+    def _draw(self, ax: Any, parameter: str = "att") -> None:
+        """One dose curve (``"att"``: ATT(d), ``"acr"``: ACR(d)) with pointwise intervals."""
+        c, name = self.dose_curve, f"{parameter.upper()}(d)"
+        band(ax, c["dose"].to_numpy(), c[parameter].to_numpy(),
+             c[f"{parameter}_lower"].to_numpy(), c[f"{parameter}_upper"].to_numpy(), label=name,
+             step=self.method == "binned")
+        ax.set_xlabel(f"dose ({self.dose})")
+        ax.set_ylabel(f"effect on {self.outcome}")
+        ax.set_title(name)
 
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-        c, step = self.dose_curve, self.method == "binned"
-        for ax, par, name in zip(axes, ("att", "acr"), ("ATT(d)", "ACR(d)"), strict=True):
-            band(ax, c["dose"].to_numpy(), c[par].to_numpy(), c[f"{par}_lower"].to_numpy(),
-                 c[f"{par}_upper"].to_numpy(), label=name, step=step)
-            ax.set_xlabel(f"dose ({self.dose})")
-            ax.set_title(name)
-        axes[0].set_ylabel(f"effect on {self.outcome}")
+    def plot(self, ax: Any = None, parameter: str | None = None) -> Any:
+        """Dose curves with pointwise intervals; returns the matplotlib Figure.
+
+        Without ``ax``: ATT(d) and ACR(d) side by side (or the one named by ``parameter``);
+        with ``ax``: the curve ``parameter`` (default ``"att"``) drawn into it.
+        """
+        if parameter not in (None, "att", "acr"):
+            raise EstimationError(f"plot: parameter must be 'att' or 'acr', got {parameter!r}")
+        if ax is not None or parameter is not None:
+            fig, axes = new_axes(ax, figsize=(4.5, 3.5))
+            self._draw(axes, parameter or "att")
+            if ax is None:
+                fig.tight_layout()
+            return fig
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(9, 3.5))
+        for i, par in enumerate(("att", "acr")):
+            self._draw(fig.add_subplot(1, 2, i + 1), par)
         fig.tight_layout()
         return fig
 
 
 @dataclass(frozen=True)
-class SwitchersResult:
+class SwitchersResult(Result):
     """Result of :func:`dose_response` with ``design="switchers"``.
 
     Attributes
@@ -410,6 +436,8 @@ class SwitchersResult:
         their first observation and their first switch.
     cluster, cluster_variable, n_clusters
         As in :class:`DoseResponseResult`.
+    support
+        The support columns of :meth:`tidy`, one row per row of ``tidy()``.
 
     Event-study interface: ``event_time`` (the horizons, placebos negative), ``estimate``, ``se``
     (normalised effects), :meth:`vcov` (covariance of the bootstrap draws) and
@@ -433,6 +461,7 @@ class SwitchersResult:
     n_clusters: int | None = None
     effect_draws: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False,
                                      compare=False)
+    support: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
 
     @property
     def event_time(self) -> np.ndarray:
@@ -458,38 +487,42 @@ class SwitchersResult:
         """Covariance of the bootstrap draws of the normalised effects across horizons."""
         return draws_vcov(self.effect_draws, len(self.effects))
 
-    def tidy(self) -> pd.DataFrame:
-        """term, horizon, estimate, se, lower, upper, cluster, n_clusters (normalised effects,
-        placebos, DID_M)."""
+    def _tidy(self) -> pd.DataFrame:
+        """term, estimate, se, lower, upper, the support columns, horizon, cluster, n_clusters
+        (normalised effects, placebos, DID_M).
+
+        Support: treated side = the switchers matched to a control at the row's two periods
+        (F-1 and F-1+l, or the placebo's), control side = the not-yet-switched units with
+        their baseline at the same periods; DID_M: the switchers of each period t and the
+        stayers they are compared with, at t-1 and t. ``df_resid`` is not defined (``<NA>``).
+        """
         e = self.effects
         terms = [f"placebo_{-h}" if h < 0 else f"effect_{h}" for h in e["horizon"]]
-        out = pd.DataFrame({"term": terms, "horizon": e["horizon"]}).join(
-            e[["estimate", "se", "lower", "upper"]])
+        out = pd.DataFrame({"term": terms}).join(e[["estimate", "se", "lower", "upper"]])
+        out["horizon"] = e["horizon"].to_numpy(dtype=float)
         m = self.did_m.assign(term="DID_M", horizon=np.nan)
         out = pd.concat([out, m[out.columns]], ignore_index=True)
+        if len(self.support) == len(out):
+            out = pd.concat([out.iloc[:, :5], self.support.reset_index(drop=True),
+                             out.iloc[:, 5:]], axis=1)
         return out.assign(cluster=self.cluster_variable, n_clusters=self.n_clusters)
 
-    def summary(self) -> str:
-        """Plain-text summary."""
-        return (
-            f"Switchers (de Chaisemartin-D'Haultfoeuille), {self.outcome} on intensity {self.dose}\n"
-            f"units = {self.n_units}, switchers = {self.n_switchers}, rows dropped = "
-            f"{self.n_dropped}, units with gaps before the first switch = {self.n_gap_units}; "
-            f"bootstrap over {self.cluster_variable} ({self.n_clusters} clusters) n = "
-            f"{self.n_boot}, seed = {self.seed}\n"
-            "normalised effects per unit of intensity:\n" + format_table(self.effects)
-            + "\nDID_M:\n" + format_table(self.did_m)
-        )
+    _summary_columns = ("horizon",)
 
-    def plot(self) -> Any:
-        """Event-study plot of the normalised effects and placebos; returns the figure."""
-        import matplotlib.pyplot as plt
+    def _summary_title(self) -> str:
+        return (f"Switchers (de Chaisemartin-D'Haultfoeuille), {self.outcome} on intensity "
+                f"{self.dose}: normalised effects per unit of intensity, placebos, DID_M")
 
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+    def _summary_notes(self) -> tuple[str, ...]:
+        return (f"units = {self.n_units}, switchers = {self.n_switchers}, rows dropped = "
+                f"{self.n_dropped}, units with gaps before the first switch = "
+                f"{self.n_gap_units}; bootstrap over {self.cluster_variable} ({self.n_clusters} "
+                f"clusters) n = {self.n_boot}, seed = {self.seed}",)
+
+    def _draw(self, ax: Any) -> None:
+        """Event-study plot of the normalised effects and placebos by horizon."""
         e = self.effects
         band(ax, e["horizon"].to_numpy(), e["estimate"].to_numpy(), e["lower"].to_numpy(),
              e["upper"].to_numpy(), label="effect per unit of intensity", step=True)
         ax.set_xlabel("periods since first switch (negative: placebo)")
         ax.set_ylabel(f"effect on {self.outcome}")
-        fig.tight_layout()
-        return fig

@@ -18,7 +18,7 @@ coefficient exactly (checked on every call; see ``identity_error``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,10 @@ import pandas as pd
 from impact.did._results import (
     as_frame,
     drop_missing,
-    format_table,
     require_columns,
 )
 from impact.errors import EstimationError
+from impact.results import Result, SupportCounter, persons_column
 
 __all__ = ["BaconResult", "bacon"]
 
@@ -43,7 +43,7 @@ TYPES = (
 
 
 @dataclass(frozen=True)
-class BaconResult:
+class BaconResult(Result):
     """Result of :func:`bacon`.
 
     Attributes
@@ -58,6 +58,8 @@ class BaconResult:
         ``sum(weight * estimate) - twfe_estimate`` (round-off only).
     n_obs, n_units, n_periods, n_dropped
         Sample sizes and rows left out for missing values.
+    support
+        The support columns of :meth:`tidy`, one row per comparison.
     """
 
     comparisons: pd.DataFrame
@@ -69,6 +71,7 @@ class BaconResult:
     n_units: int
     n_periods: int
     n_dropped: int
+    support: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
 
     def by_type(self) -> pd.DataFrame:
         """Total weight and weighted average estimate per comparison type (like ``bacon_summary``)."""
@@ -83,28 +86,38 @@ class BaconResult:
                              "n_comparisons": len(sub)})
         return pd.DataFrame(rows)
 
-    def tidy(self) -> pd.DataFrame:
-        """All 2x2 comparisons (a copy)."""
-        return self.comparisons.copy()
+    def _tidy(self) -> pd.DataFrame:
+        """All 2x2 comparisons: term, estimate, se, lower, upper (no standard errors: NaN), the
+        support columns, then type, treated, control, weight, n_treated, n_control.
 
-    def summary(self) -> str:
-        """Plain-text summary: TWFE estimate, decomposition by type, identity check."""
-        return (
-            f"Goodman-Bacon decomposition of TWFE: {self.outcome} on {self.treatment}\n"
-            f"n = {self.n_obs}, units = {self.n_units}, periods = {self.n_periods}, rows dropped "
-            f"(missing) = {self.n_dropped}\nTWFE estimate = {self.twfe_estimate:.6g}; "
-            f"sum of weights = {self.comparisons['weight'].sum():.12g}; "
-            f"identity error = {self.identity_error:.2e}\n" + format_table(self.by_type())
-        )
+        Support: treated side = the treated timing group's unit-periods in the comparison's
+        periods, control side = the control group's; no ``df_resid``.
+        """
+        c = self.comparisons
+        out = c[["term", "estimate"]].assign(se=np.nan, lower=np.nan, upper=np.nan)
+        if len(self.support) == len(c):
+            out = pd.concat([out, self.support.reset_index(drop=True)], axis=1)
+        return pd.concat([out, c.drop(columns=["term", "estimate"])], axis=1)
 
-    def plot(self, ax: Any = None) -> Any:
-        """Scatter of 2x2 estimates against their weights, by type; returns the figure."""
-        import matplotlib.pyplot as plt
+    _summary_columns = ("type", "weight")
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 4))
-        else:
-            fig = ax.figure
+    def _summary_title(self) -> str:
+        return f"Goodman-Bacon decomposition of TWFE: {self.outcome} on {self.treatment}"
+
+    def _summary_notes(self) -> tuple[str, ...]:
+        by = "; ".join(f"{r.type}: weight {r.weight:.4g}, average {r.avg_estimate:.4g} "
+                       f"({r.n_comparisons} comparisons)"
+                       for r in self.by_type().itertuples(index=False))
+        return (f"n = {self.n_obs}, units = {self.n_units}, periods = {self.n_periods}, rows "
+                f"dropped (missing) = {self.n_dropped}",
+                f"TWFE estimate = {self.twfe_estimate:.6g}; sum of weights = "
+                f"{self.comparisons['weight'].sum():.12g}; identity error = "
+                f"{self.identity_error:.2e}", by)
+
+    _figsize = (6.0, 4.0)
+
+    def _draw(self, ax: Any) -> None:
+        """Scatter of the 2x2 estimates against their weights, by type, and the TWFE line."""
         for marker, kind in zip("osD^", TYPES, strict=True):
             sub = self.comparisons[self.comparisons["type"] == kind]
             if len(sub):
@@ -113,8 +126,6 @@ class BaconResult:
         ax.set_xlabel("weight")
         ax.set_ylabel("2x2 DiD estimate")
         ax.legend(frameon=False, fontsize="small")
-        fig.tight_layout()
-        return fig
 
 
 def _timing(data: pd.DataFrame, treatment: str, unit: str, time: str) -> pd.Series:
@@ -140,6 +151,7 @@ def bacon(
     *,
     unit: str = "department_id",
     time: str = "year",
+    persons: str | None = None,
 ) -> BaconResult:
     """Goodman-Bacon decomposition of the TWFE coefficient into all 2x2 DiD comparisons.
 
@@ -155,6 +167,9 @@ def bacon(
         in the first period are *always treated*; units never treated are the untreated group.
     unit, time
         Unit and time columns.
+    persons
+        Optional column with the number of persons behind each unit-period: gives the
+        ``n_persons`` support columns of :meth:`BaconResult.tidy` (a missing count counts as 0).
 
     Returns
     -------
@@ -202,7 +217,8 @@ def bacon(
         change = ybar[:, post].mean(1) - ybar[:, pre].mean(1)
         return float(change[treated] - change[control])
 
-    rows = []
+    rows: list[tuple] = []
+    windows: list[np.ndarray] = []  # periods of each comparison
     n_units = first.value_counts()
     for k, gk in enumerate(groups):
         if not np.isfinite(gk) or dbar[k] in (0.0, 1.0):
@@ -214,6 +230,7 @@ def bacon(
             w = (n_share[k] + n_share[u]) ** 2 * nku * (1 - nku) * dbar[k] * (1 - dbar[k])
             est = did(k, u, periods < gk, periods >= gk)
             rows.append((TYPES[2], gk, gu, est, w / var_d))
+            windows.append(np.ones(T, dtype=bool))
     for k, gk in enumerate(groups):  # k earlier, l later; both treated at some point
         for ell, gl in enumerate(groups):
             if not (np.isfinite(gk) and np.isfinite(gl) and gk < gl):
@@ -226,10 +243,12 @@ def bacon(
                     * (1 - dk) / (1 - dl)
                 pre, mid = periods < gk, (periods >= gk) & (periods < gl)
                 rows.append((TYPES[0], gk, gl, did(k, ell, pre, mid), w / var_d))
+                windows.append(pre | mid)
             w = ((n_share[k] + n_share[ell]) * dk) ** 2 * base / dk * dl / dk
             mid, post = (periods >= gk) & (periods < gl), periods >= gl
             kind = TYPES[3] if dk == 1 else TYPES[1]
             rows.append((kind, gl, gk, did(ell, k, mid, post), w / var_d))
+            windows.append(mid | post)
     if not rows:
         raise EstimationError("bacon: no 2x2 comparison can be formed (no variation in timing)")
     comp = pd.DataFrame(rows, columns=["type", "treated", "control", "estimate", "weight"])
@@ -240,8 +259,15 @@ def bacon(
     comp["n_treated"] = comp["treated"].map(n_units).astype(int)
     comp["n_control"] = comp["control"].map(n_units).astype(int)
     total = float((comp["weight"] * comp["estimate"]).sum())
+    counter = SupportCounter.from_frame(data, unit, time,
+                                        persons_column(data, persons, what="bacon"))
+    group = gmap.to_numpy(dtype=float)
+    period = np.searchsorted(periods, data[time].to_numpy(dtype=float))
+    support = pd.DataFrame([
+        counter.sides((group == g_t) & win[period], (group == g_c) & win[period])
+        for g_t, g_c, win in zip(comp["treated"], comp["control"], windows, strict=True)])
     return BaconResult(
         comparisons=comp, twfe_estimate=twfe_est, identity_error=total - twfe_est,
         outcome=outcome, treatment=treatment, n_obs=len(data), n_units=N, n_periods=T,
-        n_dropped=n_dropped,
+        n_dropped=n_dropped, support=support,
     )

@@ -66,6 +66,7 @@ from impact.did._results import (
     unit_cluster_codes,
 )
 from impact.errors import EstimationError
+from impact.results import persons_column, wide_sides
 
 __all__ = ["DoseResponseResult", "SwitchersResult", "dose_response"]
 
@@ -225,6 +226,53 @@ def _staggered_estimate(des: dict[str, Any], wt: np.ndarray) -> np.ndarray:
     return np.concatenate([overall, np.concatenate(es), est[:, 2 * m], est[:, 2 * m + 1]])
 
 
+_SUPPORT = ["n_units", "n_persons", "n_units_treated", "n_units_control", "n_persons_treated",
+            "n_persons_control", "df_resid"]
+
+
+def _persons_wide(data: pd.DataFrame, unit: str, time: str, persons: str | None,
+                  units: np.ndarray, what: str = "dose_response") -> np.ndarray | None:
+    """Persons per unit (rows ``units``) and period of ``data`` (missing: 0), or None."""
+    p = persons_column(data, persons, what=what)
+    if p is None:
+        return None
+    all_units, _, w = _wide(data.assign(persons__=p), unit, time, ["persons__"], what=what)
+    return np.nan_to_num(w["persons__"][np.searchsorted(all_units, units)])
+
+
+def _staggered_support(des: dict[str, Any], persons: np.ndarray | None, n_covariates: int
+                       ) -> pd.DataFrame:
+    """Support columns of the staggered design's tidy rows (see ``DoseResponseResult.tidy``)."""
+    n, cells, t0, n_t = len(des["units"]), des["cells"], des["t0"], des["n_periods"]
+    n_basis = des["bunit"].shape[1] if des["method"] == "parametric" else des["nbin"]
+    m = len(des["grid"])
+
+    def row(which: list[dict[str, Any]], keep: np.ndarray | None = None) -> dict[str, float]:
+        tr = np.zeros((n, n_t), dtype=bool)
+        co = np.zeros_like(tr)
+        for c in which:
+            cols = [int(c["t"] - t0), int(c["base"] - t0)]
+            units = c["tr"] if keep is None else c["tr"][keep[c["tr"]]]
+            tr[np.ix_(units, cols)] = True
+            co[np.ix_(c["co"], cols)] = True
+        out: dict[str, float] = wide_sides(tr, co, persons)
+        out["df_resid"] = min((len(c["tr"]) + len(c["co"]) - n_basis - 1 - n_covariates
+                               for c in which), default=np.nan)
+        return out
+
+    post = [c for c in cells if c["e"] >= 0]
+    rows = [row(post)] * 2
+    for par in ("att", "acr"):
+        for k in range(m):
+            if des["method"] == "parametric":
+                rows.append(row(post))
+            else:
+                lo = k - 1 if par == "acr" and k > 0 else k
+                rows.append(row(post, (des["bin_of"] >= lo) & (des["bin_of"] <= k)))
+        rows += [row([c for c in cells if c["e"] == e]) for e in des["events"]]
+    return pd.DataFrame(rows, columns=_SUPPORT)
+
+
 def _boot(fn: Any, des: dict[str, Any], codes: np.ndarray, n_boot: int, seed: Any) -> np.ndarray:
     """Cluster (block) bootstrap via multinomial resampling counts.
 
@@ -278,6 +326,7 @@ def dose_response(
     seed: int | None = None,
     alpha: float = 0.05,
     cluster: str | None = None,
+    persons: str | None = None,
 ) -> DoseResponseResult | SwitchersResult:
     """Effects of a continuous intensity of use (see the module docstring for the methods).
 
@@ -319,6 +368,10 @@ def dose_response(
         level at which tools are assigned); a missing value makes the unit its own block.
         ``None`` (or the unit column): the units are resampled. Recorded in the result
         (``cluster``, ``cluster_variable``, ``n_clusters``) and its ``tidy()``.
+    persons
+        Optional column with the number of persons behind each unit-period (e.g.
+        ``n_residents``, or the outcome's base): gives the ``n_persons`` support columns of
+        ``tidy()`` (a missing count counts as 0).
 
     Returns
     -------
@@ -337,7 +390,7 @@ def dose_response(
         return switchers(panel, outcome, dose=dose, unit=unit, time=time, effects=effects,
                          placebo=placebo, baseline_bins=baseline_bins, tolerance=tolerance,
                          covariates=covariates, n_boot=n_boot, seed=seed, alpha=alpha,
-                         cluster=cluster)
+                         cluster=cluster, persons=persons)
     covs = [covariates] if isinstance(covariates, str) else list(covariates or [])
     frame = as_frame(panel)
     needed = [outcome, *covs, unit, time] + ([cohort] if cohort else [])
@@ -387,10 +440,14 @@ def dose_response(
                        "att": est[s:s + nc], "acr": est[s + nc:s + 2 * nc]})
     if method == "binned":
         overall.loc[1, ["estimate", "se", "lower", "upper"]] = np.nan
+    _, periods, _ = _wide(data, unit, time, [])
+    des["t0"], des["n_periods"] = int(periods[0]), len(periods)
+    support = _staggered_support(des, _persons_wide(data, unit, time, persons, des["units"]),
+                                 len(covs))
     return DoseResponseResult(
         dose_curve=curve, overall=overall, event_study=es, group_time=gt, outcome=outcome,
         dose=dose, method=method, control=control, base_period=base_period, degree=degree,
         knots=tuple(float(k) for k in des["knots"]), n_units=info["n_units"],
         n_treated=info["n_treated"], n_dropped=n_dropped, n_dropped_units=info["n_bad"],
         n_boot=n_boot, seed=seed, alpha=alpha, cluster=cluster, cluster_variable=cluster or unit,
-        n_clusters=int(codes.max()) + 1, event_draws=ev_draws)
+        n_clusters=int(codes.max()) + 1, event_draws=ev_draws, support=support)

@@ -53,16 +53,16 @@ from impact.did._results import (
     cluster_codes,
     coef_table,
     drop_missing,
-    format_table,
     require_columns,
 )
-from impact.errors import EstimationError
+from impact.errors import EstimationError, EstimationWarning
+from impact.results import Result, SupportCounter, draw_intervals, persons_column
 
 __all__ = ["EventStudyResult", "TWFEResult", "event_study", "twfe"]
 
 
 @dataclass(frozen=True)
-class TWFEResult:
+class TWFEResult(Result):
     """Result of :func:`twfe`.
 
     Attributes
@@ -80,6 +80,8 @@ class TWFEResult:
         Cluster column (None: robust) and the level of the intervals (1 - alpha).
     fit
         The underlying :class:`linearmodels.panel.results.PanelEffectsResults`.
+    support
+        Per row of ``coefficients``: the support columns of :meth:`tidy`.
     """
 
     coefficients: pd.DataFrame
@@ -93,6 +95,7 @@ class TWFEResult:
     cluster: str | None
     alpha: float
     fit: Any = field(repr=False, compare=False)
+    support: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
 
     @property
     def estimate(self) -> float:
@@ -104,49 +107,49 @@ class TWFEResult:
         """Standard error of the (first) treatment coefficient."""
         return float(self.coefficients["se"].iloc[0])
 
-    def tidy(self) -> pd.DataFrame:
-        """Coefficient table (a copy) with the ``cluster`` column (None: robust) and
-        ``n_clusters``."""
-        return _with_clusters(self.coefficients, self.cluster, self.n_clusters)
+    def _tidy(self) -> pd.DataFrame:
+        """Coefficient table with the support columns, ``cluster`` (None: robust) and
+        ``n_clusters``.
+
+        Support: every row rests on the whole estimation sample (``n_units``, ``n_persons``);
+        a treatment row also has its sides: treated = the unit-periods with a non-zero
+        treatment, control = the unit-periods of units never treated in the sample;
+        ``df_resid`` = n - K, the residual degrees of freedom of the t inference.
+        """
+        return _with_support(self.coefficients, self.support, self.cluster, self.n_clusters)
 
     def vcov(self) -> np.ndarray:
         """Covariance of the coefficients (rows of ``coefficients``), as fitted."""
         terms = list(self.coefficients["term"])
         return self.fit.cov.loc[terms, terms].to_numpy(dtype=float)
 
-    def summary(self) -> str:
-        """Plain-text summary."""
+    _summary_columns = ("p_value",)
+
+    def _summary_title(self) -> str:
+        return f"TWFE (PanelOLS, unit and time effects): {self.outcome}"
+
+    def _summary_notes(self) -> tuple[str, ...]:
         cl = f"clustered by {self.cluster} ({self.n_clusters} clusters)" if self.cluster else "robust"
-        head = (
-            f"TWFE (PanelOLS, unit and time effects): {self.outcome}\n"
-            f"n = {self.n_obs}, units = {self.n_units}, periods = {self.n_periods}, "
-            f"rows dropped (missing) = {self.n_dropped}; SE {cl}; {100 * (1 - self.alpha):g}% CI\n"
-        )
-        return head + format_table(self.coefficients)
+        return (f"n = {self.n_obs}, units = {self.n_units}, periods = {self.n_periods}, "
+                f"rows dropped (missing) = {self.n_dropped}; SE {cl}; "
+                f"{100 * (1 - self.alpha):g}% CI",)
 
-    def plot(self, ax: Any = None) -> Any:
-        """Coefficient plot with confidence intervals; returns the matplotlib figure."""
-        import matplotlib.pyplot as plt
+    @property
+    def _figsize(self) -> tuple[float, float]:  # type: ignore[override]
+        return (5.0, 0.6 + 0.5 * len(self.coefficients))
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(5, 0.6 + 0.5 * len(self.coefficients)))
-        else:
-            fig = ax.figure
+    def _draw(self, ax: Any) -> None:
+        """Coefficient plot: one row per term, estimate with its confidence interval."""
         c = self.coefficients
         y = np.arange(len(c))[::-1]
-        ax.errorbar(
-            c["estimate"], y, xerr=[c["estimate"] - c["lower"], c["upper"] - c["estimate"]],
-            fmt="o", capsize=3,
-        )
+        draw_intervals(ax, y, c["estimate"], c["lower"], c["upper"], horizontal=True)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_yticks(y, c["term"])
         ax.set_xlabel(f"effect on {self.outcome}")
-        fig.tight_layout()
-        return fig
 
 
 @dataclass(frozen=True)
-class EventStudyResult:
+class EventStudyResult(Result):
     """Result of :func:`event_study`.
 
     Event-study interface (shared with ``att_gt(...).aggregate("dynamic")`` and
@@ -163,6 +166,8 @@ class EventStudyResult:
         Coefficients of the covariates (same columns as :class:`TWFEResult`).
     n_outside_window
         Rows of treated units outside the window, left out when ``bin_endpoints=False``.
+    support
+        Per row of ``coefficients``: the support columns of :meth:`tidy`.
     """
 
     coefficients: pd.DataFrame
@@ -181,6 +186,7 @@ class EventStudyResult:
     cluster: str | None
     alpha: float
     fit: Any = field(repr=False, compare=False)
+    support: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
 
     @property
     def _estimated(self) -> pd.DataFrame:
@@ -213,43 +219,42 @@ class EventStudyResult:
         v = self.fit.cov.loc[terms, terms].to_numpy(dtype=float)
         return (v + v.T) / 2
 
-    def tidy(self) -> pd.DataFrame:
-        """Event-time coefficient table (a copy), reference period included, with the
-        ``cluster`` column (None: robust) and ``n_clusters``."""
-        return _with_clusters(self.coefficients, self.cluster, self.n_clusters)
+    def _tidy(self) -> pd.DataFrame:
+        """Event-time coefficients, reference period included, with the support columns,
+        ``cluster`` (None: robust) and ``n_clusters``; then ``event_time``, the test columns,
+        ``reference`` and ``binned``.
 
-    def summary(self) -> str:
-        """Plain-text summary."""
+        Support: ``n_units``, ``n_persons`` = the whole estimation sample; treated side = the
+        unit-periods at that event time (after binning), control side = the unit-periods with no
+        event-time indicator on (never-treated units, and treated units at the reference
+        period); ``df_resid`` = n - K.
+        """
+        return _with_support(self.coefficients, self.support, self.cluster, self.n_clusters)
+
+    _summary_columns = ("p_value",)
+
+    def _summary_title(self) -> str:
+        return f"Event study (PanelOLS, unit and time effects): {self.outcome}, cohort {self.cohort}"
+
+    def _summary_notes(self) -> tuple[str, ...]:
         cl = f"clustered by {self.cluster} ({self.n_clusters} clusters)" if self.cluster else "robust"
         lo, hi = self.window
         binned = "binned endpoints" if self.bin_endpoints else "endpoints trimmed"
-        head = (
-            f"Event study (PanelOLS, unit and time effects): {self.outcome}, cohort {self.cohort}\n"
-            f"window [{lo}, {hi}] ({binned}), reference {self.reference}; n = {self.n_obs}, "
-            f"units = {self.n_units}, periods = {self.n_periods}, rows dropped (missing) = "
-            f"{self.n_dropped}, outside window = {self.n_outside_window}; SE {cl}\n"
-        )
-        cols = ["term", "estimate", "se", "p_value", "lower", "upper"]
-        text = head + format_table(self.coefficients[cols])
+        notes = (f"window [{lo}, {hi}] ({binned}), reference {self.reference}; n = {self.n_obs}, "
+                 f"units = {self.n_units}, periods = {self.n_periods}, rows dropped (missing) = "
+                 f"{self.n_dropped}, outside window = {self.n_outside_window}; SE {cl}",)
         if len(self.covariates):
-            text += "\ncovariates:\n" + format_table(self.covariates)
-        return text
+            notes += ("covariates: " + ", ".join(
+                f"{r.term} {r.estimate:.4g} (se {r.se:.4g})"
+                for r in self.covariates.itertuples(index=False)),)
+        return notes
 
-    def plot(self, ax: Any = None) -> Any:
-        """Event-study plot: estimates and intervals by event time; returns the figure."""
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(6, 3.5))
-        else:
-            fig = ax.figure
+    def _draw(self, ax: Any) -> None:
+        """Estimates and intervals by event time; the reference period as an open point at 0."""
         c = self.coefficients
         est = c[~c["reference"]]
-        ax.errorbar(
-            est["event_time"], est["estimate"],
-            yerr=[est["estimate"] - est["lower"], est["upper"] - est["estimate"]],
-            fmt="o", capsize=3, label=f"{100 * (1 - self.alpha):g}% CI",
-        )
+        draw_intervals(ax, est["event_time"], est["estimate"], est["lower"], est["upper"],
+                       label=f"{100 * (1 - self.alpha):g}% CI")
         ax.plot([self.reference], [0.0], "o", mfc="white", color="C0", label="reference")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axvline(self.reference + 0.5, color="grey", lw=0.8, ls="--")
@@ -257,15 +262,37 @@ class EventStudyResult:
         ax.set_xlabel("years since adoption")
         ax.set_ylabel(f"effect on {self.outcome}")
         ax.legend(frameon=False)
-        fig.tight_layout()
-        return fig
 
 
-def _with_clusters(table: pd.DataFrame, cluster: str | None, n_clusters: int | None
-                   ) -> pd.DataFrame:
-    out = table.copy()
+def _with_support(table: pd.DataFrame, support: pd.DataFrame, cluster: str | None,
+                  n_clusters: int | None) -> pd.DataFrame:
+    out = table.reset_index(drop=True).copy()
+    if len(support) == len(out):
+        first = ["term", "estimate", "se", "lower", "upper"]
+        out = pd.concat([out[first], support.reset_index(drop=True),
+                         out.drop(columns=first)], axis=1)
     out["cluster"] = cluster
     out["n_clusters"] = pd.array([n_clusters] * len(out), dtype="Int64")
+    return out
+
+
+def _support(data: pd.DataFrame, terms: Sequence[str], *, unit: str, time: str,
+             persons: np.ndarray | None, df_resid: float,
+             sides: dict[str, tuple[np.ndarray, np.ndarray]]) -> pd.DataFrame:
+    """Support columns per coefficient: the whole sample, and the sides of ``sides[term]``."""
+    counter = SupportCounter.from_frame(data, unit, time, persons)
+    n_units, n_persons = counter.count(np.ones(len(data), dtype=bool))
+    rows = []
+    for term in terms:
+        row: dict[str, float] = {"n_units": n_units, "n_persons": n_persons}
+        if term in sides:
+            side = counter.sides(*sides[term])
+            row |= {k: v for k, v in side.items() if k not in ("n_units", "n_persons")}
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=["n_units", "n_persons", "n_units_treated",
+                                      "n_units_control", "n_persons_treated",
+                                      "n_persons_control"])
+    out["df_resid"] = df_resid
     return out
 
 
@@ -334,6 +361,7 @@ def twfe(
     covariates: Sequence[str] | None = None,
     weights: str | None = None,
     alpha: float = 0.05,
+    persons: str | None = None,
 ) -> TWFEResult:
     """Two-way fixed effects regression ``y_it = a_i + l_t + b * D_it + X_it'g + e_it``.
 
@@ -360,6 +388,10 @@ def twfe(
         Column of positive regression weights (e.g. ``n_residents``); weighted least squares.
     alpha
         1 - level of the confidence intervals.
+    persons
+        Optional column with the number of persons behind each unit-period (e.g.
+        ``n_residents``, or the outcome's base): gives the ``n_persons`` support columns of
+        :meth:`TWFEResult.tidy` (a missing count counts as 0).
 
     Returns
     -------
@@ -382,11 +414,20 @@ def twfe(
                weights=weights)
     table = coef_table(list(fit.params.index), fit.params.to_numpy(), fit.std_errors.to_numpy(),
                        alpha=alpha, df=float(fit.df_resid))
+    codes = pd.factorize(data[unit], sort=True)[0]
+    sides = {}
+    for name in treat:
+        on = data[name].to_numpy(float) != 0
+        ever = np.bincount(codes, on.astype(float)) > 0
+        sides[name] = (on, ~ever[codes])
+    support = _support(data, list(table["term"]), unit=unit, time=time,
+                       persons=persons_column(data, persons, what="twfe"),
+                       df_resid=float(fit.df_resid), sides=sides)
     return TWFEResult(
         coefficients=table, outcome=outcome, treatment=treat, n_obs=int(fit.nobs),
         n_units=int(data[unit].nunique()), n_periods=int(data[time].nunique()),
         n_clusters=None if clusters is None else int(np.unique(clusters).size),
-        n_dropped=n_dropped, cluster=cluster, alpha=alpha, fit=fit,
+        n_dropped=n_dropped, cluster=cluster, alpha=alpha, fit=fit, support=support,
     )
 
 
@@ -413,6 +454,7 @@ def event_study(
     weights: str | None = None,
     treatment_intensity: str | None = None,
     alpha: float = 0.05,
+    persons: str | None = None,
 ) -> EventStudyResult:
     """Dynamic TWFE event study ``y_it = a_i + l_t + sum_{e != ref} b_e * 1[t - g_i = e] * s_it + e_it``.
 
@@ -442,6 +484,8 @@ def event_study(
         lettings through the tool), so that the b_e are effects per unit of intensity. ``None``:
         s_it = 1 (binary adoption). A realised intensity should precede the outcome (see the
         module docstring on timing).
+    persons
+        As in :func:`twfe`.
 
     Returns
     -------
@@ -472,7 +516,7 @@ def event_study(
     if treated.all():
         warnings.warn("event_study: no never-treated units (cohort 0); the event-time effects "
                       "are identified only through the timing differences and the binned "
-                      "endpoints, which restrict the effects outside the window", UserWarning,
+                      "endpoints, which restrict the effects outside the window", EstimationWarning,
                       stacklevel=2)
     e = np.where(treated, data[time].to_numpy(float) - g, np.nan)
     n_outside = 0
@@ -506,6 +550,12 @@ def event_study(
     ev = ev.sort_values("event_time", ignore_index=True)
     ev["reference"] = ev["event_time"] == reference
     ev["binned"] = bin_endpoints & ev["event_time"].isin([lo, hi])
+    no_dummy = ~np.isin(e, times)  # never treated (e is NaN) or at the reference period
+    support = _support(data, list(ev["term"]), unit=unit, time=time,
+                       persons=persons_column(data, persons, what="event_study"),
+                       df_resid=float(fit.df_resid),
+                       sides={t: (e == k, no_dummy) for t, k in zip(ev["term"], ev["event_time"],
+                                                                      strict=True)})
     return EventStudyResult(
         coefficients=ev, covariates=table.iloc[len(names):].reset_index(drop=True),
         outcome=outcome, cohort=cohort, window=(lo, hi), reference=reference,
@@ -513,4 +563,5 @@ def event_study(
         n_periods=int(data[time].nunique()),
         n_clusters=None if clusters is None else int(np.unique(clusters).size),
         n_dropped=n_dropped, n_outside_window=n_outside, cluster=cluster, alpha=alpha, fit=fit,
+        support=support,
     )

@@ -45,6 +45,7 @@ from scipy import sparse, stats
 from impact.did._blas import single_blas_thread
 from impact.did._results import DroppedRowsWarning, cluster_codes, require_columns
 from impact.errors import EstimationError
+from impact.results import Result, SupportCounter, draw_intervals, persons_column
 
 __all__ = ["ImputationResult", "imputation"]
 
@@ -69,7 +70,7 @@ class _Design:
 
 
 @dataclass(frozen=True)
-class ImputationResult:
+class ImputationResult(Result):
     """Tool-specific imputation estimates.
 
     Attributes
@@ -94,6 +95,8 @@ class ImputationResult:
         Bootstrap draws of every estimate (columns described by ``draw_keys``).
     draw_keys
         ``term, tool, event_time, cohort, estimate`` of each column of ``draws``.
+    support
+        The support columns of :meth:`tidy`, one row per row of ``tidy()``.
     """
 
     overall: pd.DataFrame
@@ -106,15 +109,58 @@ class ImputationResult:
     draws: np.ndarray = field(repr=False)
     draw_keys: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
     notes: tuple[str, ...] = ()
+    support: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
 
-    def tidy(self) -> pd.DataFrame:
-        """``term`` (att, event_time, cohort, lead), ``tool, estimate, se, lower, upper``
-        (+ ``event_time``, ``cohort``)."""
-        parts = [self.overall.assign(term="att"),
+    def _tidy(self) -> pd.DataFrame:
+        """``term`` (att, event_time, cohort, lead), ``estimate, se, lower, upper``, the support
+        columns, then ``tool`` (+ ``event_time``, ``cohort``, ``n_obs_treated``, ``n_obs``).
+
+        Support: treated side = the tool's treated unit-periods behind the row (all, at the
+        event time, of the cohort; for a lead, the untreated unit-periods at that lead), control
+        side = the untreated unit-periods the untreated model is fitted on (for a lead: those
+        not at that lead); ``df_resid`` = untreated unit-periods minus the unit effects and the
+        untreated model's regressors (a lower bound of its residual df).
+        """
+        parts = [self.overall.drop(columns="n_units_treated", errors="ignore").assign(term="att"),
                  self.dynamic.assign(term="event_time"),
                  self.group.assign(term="cohort"),
                  self.leads.assign(term="lead")]
-        return pd.concat(parts, ignore_index=True)
+        out = pd.concat(parts, ignore_index=True)
+        first = ["term", "estimate", "se", "lower", "upper"]
+        rest = [c for c in out.columns if c not in first]
+        pieces = [out[first]]
+        if len(self.support) == len(out):
+            pieces.append(self.support.reset_index(drop=True))
+        return pd.concat([*pieces, out[rest]], axis=1)
+
+    _summary_columns = ("tool", "event_time", "cohort")
+
+    def _summary_title(self) -> str:
+        return (f"Imputation DiD (Borusyak, Jaravel & Spiess 2024): {self.settings['outcome']}, "
+                f"tools {', '.join(c.removeprefix('cohort_') for c in self.settings['cohorts'])}")
+
+    def _summary_notes(self) -> tuple[str, ...]:
+        s = self.settings
+        pre = "; ".join(f"{r.tool}: pre-test p = {r.p_value:.3g} (df {r.df})"
+                        for r in self.pretest.itertuples(index=False))
+        return (f"n = {s['n_obs']}, units = {s['n_units']}, rows dropped = "
+                f"{s['n_rows_dropped']}; cluster bootstrap over {s['cluster']} "
+                f"({s['n_clusters']} clusters) n = {s['n_boot']}; "
+                f"{100 * (1 - s['alpha']):g}% intervals", pre)
+
+    def _draw(self, ax: Any) -> None:
+        """Leads and dynamic effects by event time, one series per tool."""
+        tidy = self.tidy()
+        rows = tidy[tidy["term"].isin(["lead", "event_time"])]
+        for i, (tool, d) in enumerate(rows.groupby("tool", sort=False)):
+            d = d.sort_values("event_time")
+            draw_intervals(ax, d["event_time"].to_numpy(dtype=float) + 0.1 * i, d["estimate"],
+                           d["lower"], d["upper"], label=str(tool), color=f"C{i}")
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.axvline(-0.5, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("event time (0: the first year the outcome can respond)")
+        ax.set_ylabel(f"effect on {self.settings['outcome']}")
+        ax.legend(frameon=False, fontsize="small")
 
     def event_study(self, tool: str) -> EventStudy:
         """Leads and dynamic effects of one tool, relative to event time -1, with their joint
@@ -173,10 +219,10 @@ def _unit_constant(df: pd.DataFrame, unit: str, cols: Sequence[str]) -> None:
 
 def _design(data: pd.DataFrame, outcome: str, *, cohorts: Sequence[str], unit: str, time: str,
             onset_lag: int, strata: Sequence[str], covariates: Sequence[str], cluster: str | None,
-            effect_by: str | None, event_bins: int, n_leads: int
+            effect_by: str | None, event_bins: int, n_leads: int, persons: str | None = None
             ) -> tuple[_Design, pd.DataFrame, list[str]]:
     need = [outcome, unit, time, *cohorts, *strata, *covariates]
-    need += [c for c in (cluster, effect_by) if c is not None and c not in need]
+    need += [c for c in (cluster, effect_by, persons) if c is not None and c not in need]
     require_columns(data, need, what="imputation")
     if len(set(cohorts)) != len(cohorts) or not cohorts:
         raise EstimationError(f"imputation: cohorts must be distinct column names, got {cohorts}")
@@ -451,6 +497,7 @@ def imputation(
     n_leads: int = 3,
     alpha: float = 0.05,
     seed: int | np.random.SeedSequence | None = 0,
+    persons: str | None = None,
 ) -> ImputationResult:
     """Tool-specific imputation DiD estimates (see the module docstring).
 
@@ -488,6 +535,10 @@ def imputation(
         1 - confidence level of the intervals.
     seed
         Seed of the bootstrap.
+    persons
+        Optional column with the number of persons behind each unit-period (e.g.
+        ``n_residents``, or the outcome's base): gives the ``n_persons`` support columns of
+        :meth:`ImputationResult.tidy` (a missing count counts as 0).
 
     Returns
     -------
@@ -510,7 +561,7 @@ def imputation(
     d, df, notes = _design(data, outcome, cohorts=cohorts, unit=unit, time=time,
                            onset_lag=int(onset_lag), strata=list(strata),
                            covariates=list(covariates), cluster=cluster, effect_by=effect_by,
-                           event_bins=int(event_bins), n_leads=int(n_leads))
+                           event_bins=int(event_bins), n_leads=int(n_leads), persons=persons)
     if not any(v.any() for v in d.treated.values()):
         raise EstimationError(f"imputation: no treated observations of {cohorts} for {outcome!r}")
     n_dropped = len(data) - len(df)
@@ -533,12 +584,26 @@ def imputation(
         se = np.full(est.size, np.nan)
     z = float(stats.norm.ppf(1 - alpha / 2))
     overall, dynamic, group, leads, rows, pre = [], [], [], [], [], []
+    support: dict[str, list[dict[str, float]]] = {"att": [], "event_time": [], "cohort": [],
+                                                  "lead": []}
+    counter = SupportCounter(d.unit, pd.factorize(df[time], sort=True)[0],
+                             persons_column(df, persons, what="imputation"))
+    untreated = d.untreated
+    df_resid = float(untreated.sum() - np.unique(d.unit[untreated]).size - d.z.shape[1])
     keys: list[dict[str, Any]] = []
     i = 0
     t = df[time].to_numpy()
     for c in cohorts:
         tool = c.removeprefix("cohort_")
         mine = d.treated[c]
+        support["att"].append(counter.sides(mine, untreated))
+        support["event_time"] += [counter.sides(mine & (d.event[c] == e), untreated)
+                                  for e in layout[c]["event_time"]]
+        support["cohort"] += [counter.sides(mine & (d.cohort[c] == g), untreated)
+                              for g in layout[c]["cohort"]]
+        support["lead"] += [counter.sides(untreated & (d.event[c] == e),
+                                          untreated & (d.event[c] != e))
+                            for e in layout[c]["lead"]]
         keys.append({"term": "att", "tool": tool})
         overall.append(_row(tool, est[i], se[i], z)
                        | {"n_units_treated": int(np.unique(d.unit[mine]).size),
@@ -575,5 +640,8 @@ def imputation(
                                                                "se", "lower", "upper"]),
                             rows=pd.concat(rows, ignore_index=True), settings=settings,
                             draws=draws, notes=tuple(notes),
+                            support=pd.DataFrame([*support["att"], *support["event_time"],
+                                                  *support["cohort"], *support["lead"]]
+                                                 ).assign(df_resid=df_resid),
                             draw_keys=pd.DataFrame(keys, columns=["term", "tool", "event_time",
                                                                   "cohort"]).assign(estimate=est))

@@ -39,8 +39,9 @@ from impact.did._results import (
     drop_missing,
     require_columns,
 )
-from impact.did.dose_response import _boot, _clusters, _wide, _wls
+from impact.did.dose_response import _SUPPORT, _boot, _clusters, _persons_wide, _wide, _wls
 from impact.errors import EstimationError
+from impact.results import wide_sides
 
 __all__ = ["SwitchersResult", "switchers"]
 
@@ -163,6 +164,55 @@ def _switchers_estimate(des: dict[str, Any], wt: np.ndarray) -> np.ndarray:
     return np.asarray(out, float)
 
 
+def _switchers_support(des: dict[str, Any], persons: np.ndarray | None) -> pd.DataFrame:
+    """Support columns of the switchers design's tidy rows, in ``SwitchersResult.tidy`` order:
+    the units and periods the estimator's comparisons use (unit weights one)."""
+    Y, D, F = des["Y"], des["D"], des["F"]
+    n, T = Y.shape
+    missing = np.isnan(Y)
+    for x in des["X"]:
+        missing |= np.isnan(x)
+    ok_unit = ~des["gap"]
+    rows: dict[int, dict[str, float]] = {}
+    hs = [*range(1, des["L"] + 1), *(-p for p in range(1, des["P"] + 1))]
+    for h in hs:
+        tr, co = np.zeros((n, T), dtype=bool), np.zeros((n, T), dtype=bool)
+        lag = abs(h)
+        for f in range(1, T):
+            t_end, t_ref = f - 1 + lag, f - 1
+            t_out = t_end if h > 0 else f - 1 - lag
+            if t_end >= T or t_out < 0:
+                continue
+            okay = ok_unit & ~missing[:, t_out] & ~missing[:, t_ref]
+            sw = okay & (F == f)
+            if not sw.any():
+                continue
+            ctrl = okay & (F > t_end)
+            idx = np.flatnonzero(sw)
+            steps = D[idx, f:f + lag] - des["d1"][idx, None]
+            has = np.isin(des["base"][idx], des["base"][ctrl]) & ~np.isnan(steps).any(1)
+            idx = idx[has]
+            used = ctrl & np.isin(des["base"], des["base"][idx])
+            tr[np.ix_(idx, [t_out, t_ref])] = True
+            co[np.ix_(np.flatnonzero(used), [t_out, t_ref])] = True
+        rows[h] = wide_sides(tr, co, persons)
+    tr, co = np.zeros((n, T), dtype=bool), np.zeros((n, T), dtype=bool)
+    for t in range(1, T):
+        dd = D[:, t] - D[:, t - 1]
+        okay = ~missing[:, t] & ~missing[:, t - 1] & ~np.isnan(dd)
+        sw, st = okay & (np.abs(dd) > des["tol"]), okay & (np.abs(dd) <= des["tol"])
+        if not sw.any():
+            continue
+        code = _codes(D[:, t - 1], des["bins"])
+        idx = np.flatnonzero(sw & np.isin(code, code[st]))
+        used = np.flatnonzero(st & np.isin(code, code[idx]))
+        tr[np.ix_(idx, [t - 1, t])] = True
+        co[np.ix_(used, [t - 1, t])] = True
+    out = pd.DataFrame([rows[h] for h in sorted(hs)] + [wide_sides(tr, co, persons)])
+    out["df_resid"] = np.nan
+    return out[_SUPPORT]
+
+
 def switchers(
     panel: Any,
     outcome: str,
@@ -179,6 +229,7 @@ def switchers(
     seed: int | None = None,
     alpha: float = 0.05,
     cluster: str | None = None,
+    persons: str | None = None,
 ) -> SwitchersResult:
     """Effects of a time-varying intensity of use (see the module docstring for the method).
 
@@ -209,6 +260,10 @@ def switchers(
         Unit-level column whose values are the blocks of the bootstrap (e.g. ``"plan_id"``); a
         missing value makes the unit its own block. ``None`` (or the unit column): the units are
         resampled. Recorded in the result (``cluster``, ``cluster_variable``, ``n_clusters``).
+    persons
+        Optional column with the number of persons behind each unit-period (e.g.
+        ``n_residents``, or the outcome's base): gives the ``n_persons`` support columns of
+        :meth:`SwitchersResult.tidy` (a missing count counts as 0).
 
     Returns
     -------
@@ -250,4 +305,6 @@ def switchers(
                            n_dropped=n_dropped, n_gap_units=int(des["gap"].sum()),
                            n_boot=n_boot, seed=seed, alpha=alpha, cluster=cluster,
                            cluster_variable=cluster or unit,
-                           n_clusters=int(codes.max()) + 1, effect_draws=eff_draws)
+                           n_clusters=int(codes.max()) + 1, effect_draws=eff_draws,
+                           support=_switchers_support(des, _persons_wide(
+                               data, unit, time, persons, des["units"], what="switchers")))

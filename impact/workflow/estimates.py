@@ -103,7 +103,7 @@ def primary(data: pd.DataFrame, outcome: str, *, n_boot: int, seed: int,
         time="year", onset_lag=1, strata=_strata(data),
         covariates=[f"baseline_{o}" for o in OUTCOMES], effect_by=(
             "market_type" if "waiting_list_market" in data else None),
-        cluster=CLUSTER, n_boot=n_boot, seed=seed)
+        cluster=CLUSTER, n_boot=n_boot, seed=seed, persons=persons_of(data, outcome))
 
 
 def primary_truth(result: ImputationResult, truth: pd.DataFrame, outcome: str) -> pd.DataFrame:
@@ -261,7 +261,8 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
                     _dose(data, outcome, tool, key, truth=truth, seed=seed, doses=doses,
                           problems=problems)
             try:
-                bacons.append(did.bacon(data, "share_employed", f"in_force_{tool}").tidy()
+                bacons.append(did.bacon(data, "share_employed", f"in_force_{tool}",
+                                        persons=persons_of(data, "share_employed")).tidy()
                               .assign(tool=tool, outcome="share_employed"))
             except EstimationError as err:
                 problems.append({"tool": tool, "outcome": "share_employed", "estimator": "bacon",
@@ -359,11 +360,21 @@ def _event_plot(dyn: pd.DataFrame, tool: str, outcome: str) -> object:
     return fig
 
 
+def persons_of(data: pd.DataFrame, outcome: str) -> str | None:
+    """The panel's count of the persons behind ``outcome`` (its base), for the support counts
+    of the results (``persons=``); None when the panel lacks that column."""
+    from impact.workflow.outputs import person_base
+
+    base = person_base(outcome)
+    return base if base in data else None
+
+
 def _twfe(data: pd.DataFrame, outcome: str, tool: str, key: dict[str, str],
           twfes: list[pd.DataFrame], problems: list[dict]) -> None:
     for treatment in (f"in_force_{tool}", f"exposure_{tool}"):
         try:
-            tw = did.twfe(data, outcome, treatment, cluster=CLUSTER)
+            tw = did.twfe(data, outcome, treatment, cluster=CLUSTER,
+                          persons=persons_of(data, outcome))
             twfes.append(tw.tidy().assign(**key, treatment=treatment, cluster="plan_id"))
         except EstimationError as err:
             problems.append({**key, "estimator": "twfe", "kind": "error", "message": str(err)})
@@ -381,7 +392,8 @@ def _dose(data: pd.DataFrame, outcome: str, tool: str, key: dict[str, str], *,
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             dr = did.dose_response(sub, outcome, dose="dose__", cohort=f"cohort_{tool}",
-                                   n_boot=199, seed=seed, cluster=CLUSTER)
+                                   n_boot=199, seed=seed, cluster=CLUSTER,
+                                   persons=persons_of(sub, outcome))
         problems += [{**key, "estimator": "dose_response", "kind": "warning",
                       "message": str(w.message)} for w in caught]
     except EstimationError as err:
@@ -405,7 +417,7 @@ def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] |
             warnings.simplefilter("always")
             res = did.att_gt(data, outcome, "department_id", "year", f"cohort_{tool}",
                              covariates=covariates, n_boot=n_boot, seed=seed, unbalanced="drop",
-                             cluster=CLUSTER)
+                             cluster=CLUSTER, persons=persons_of(data, outcome))
         problems += [{**key, "estimator": "att_gt", "kind": "warning", "message": str(w.message)}
                      for w in caught]
     except EstimationError as err:
@@ -413,23 +425,23 @@ def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] |
         return
     true = att_gt_truth(data, truth, outcome, tool, covariates=covariates) if truth is not None else {}
     cells.append(res.att_gt.assign(**key, cluster="plan_id"))
+    support = ["n_units", "n_persons", "n_units_treated", "n_units_control",
+               "n_persons_treated", "n_persons_control", "df_resid"]
     for kind in ("simple", "dynamic", "group"):
-        agg = res.aggregate(kind, na_rm=True)
-        o = agg.overall
-        row = {**key, "aggregation": kind, "key": "overall", "att": o.att, "se": o.se,
-               "lower": float(o.lower), "upper": float(o.upper), "cluster": "plan_id"}
-        if kind == "simple":
-            row["pretest_p_value"] = res.pretest.p_value if res.pretest else np.nan
-        if truth is not None:
-            row["truth"] = true.get(kind, np.nan)
-        aggs.append(row)
-        if agg.by is not None:
-            by = agg.by.rename(columns={agg.by.columns[0]: "key"})
-            by["key"] = by["key"].astype(str)
-            by_truth = true.get(f"{kind}_by", {})
-            aggs += [{**key, "aggregation": kind, **r, "cluster": "plan_id",
-                      **({"truth": by_truth.get(r["key"], np.nan)} if truth is not None else {})}
-                     for r in by.to_dict("records")]
+        tidy = res.aggregate(kind, na_rm=True).tidy()
+        by_truth = true.get(f"{kind}_by", {})
+        for r in tidy.to_dict("records"):
+            overall = r["term"] == "overall"
+            row = {**key, "aggregation": kind,
+                   "key": "overall" if overall else str(float(r["key"])),
+                   **{c: r[c] for c in ("estimate", "se", "lower", "upper", *support)},
+                   "cluster": "plan_id"}
+            if kind == "simple":
+                row["pretest_p_value"] = res.pretest.p_value if res.pretest else np.nan
+            if truth is not None:
+                row["truth"] = (true.get(kind, np.nan) if overall
+                                else by_truth.get(row["key"], np.nan))
+            aggs.append(row)
     if figures is not None and outcome == "share_employed":
         fig = res.aggregate("dynamic", na_rm=True).plot()
         fig.axes[0].set_title(f"{outcome} by years since adoption of {tool.replace('_', ' ')} "

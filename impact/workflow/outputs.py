@@ -281,3 +281,85 @@ def followup_tables(design: Any, panel: pd.DataFrame) -> list[CellTable | ModelT
         out.append(CellTable(name=f"followup_{key}", frame=frame, evidence=evidence,
                              kind="count", value_columns=values, title=title, folder="followup"))
     return out
+
+
+#: Support columns of a result's ``tidy()`` and the hidden names a released model table uses.
+TIDY_SUPPORT = {"df_resid": SUPPORT["residual_df"],
+                "n_units_treated": SUPPORT["departments"][0],
+                "n_units_control": SUPPORT["departments"][1],
+                "n_persons_treated": SUPPORT["persons"][0],
+                "n_persons_control": SUPPORT["persons"][1]}
+
+
+def model_table(name: str, rows: pd.DataFrame, *, keys: Sequence[str], title: str,
+                notes: Sequence[str] = (), folder: str = "tables") -> ModelTable:
+    """Rows of results' ``tidy()`` (with their support columns) as a checked model table.
+
+    The support columns become the hidden ``support_*`` columns the checks read (residual df,
+    departments and persons on each side; a missing count fails its rule, so a row whose support
+    is unknown is suppressed); ``n_persons`` (a lower bound, not an exact count) is not released.
+    Every numeric column but ``keys`` is blanked in a suppressed row, ``n_units`` (departments
+    behind the row) included.
+
+    Raises
+    ------
+    impact.DisclosureError
+        (when checked) a support column is missing: the rows cannot be checked.
+    """
+    frame = rows.drop(columns=["n_persons"], errors="ignore").rename(columns=TIDY_SUPPORT)
+    frame = frame.reset_index(drop=True)
+    hidden = set(TIDY_SUPPORT.values())
+    for col in [c for c in frame.columns if c in hidden or c == "n_units"]:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)  # <NA> -> NaN
+    values = tuple(c for c in frame.columns
+                   if c not in hidden and c not in keys
+                   and pd.api.types.is_numeric_dtype(frame[c])
+                   and not pd.api.types.is_bool_dtype(frame[c]))
+    return ModelTable(name=name, frame=frame, value_columns=values, **SUPPORT, title=title,
+                      notes=list(notes), folder=folder)
+
+
+def contrast_tables(estimates: Any) -> list[ModelTable]:
+    """The contrasts of ``impact run`` as checked model tables: the ``att_gt`` aggregations,
+    TWFE on adoption and exposure, and the dose response's ATT^o, ACR^o and event studies.
+
+    Each row carries the support of its result (``tidy()``): residual df, departments and persons
+    on each side. The dose curve's rows are left out: they are evaluated at quantiles of the
+    departments' doses (order statistics of department values).
+    """
+    rule = ("Rows with fewer than the disclosure thresholds (residual df, departments or persons "
+            "on a side) are blank.")
+    out = []
+    if len(estimates.aggregates):
+        out.append(model_table(
+            "did_att_gt_aggregates", estimates.aggregates, keys=(),
+            title="Contrast: Callaway-Sant'Anna ATT aggregations (ignores the other tool)",
+            notes=["Doubly robust att_gt, never-treated controls, plan-cluster multiplier "
+                   "bootstrap; covariates 'none' or market and support.", rule]))
+    if len(estimates.twfe):
+        out.append(model_table(
+            "did_twfe", estimates.twfe, keys=(),
+            title="Contrast: TWFE on adoption and on exposure (ignores the other tool)",
+            notes=["PanelOLS with department and year effects, CR1 plan-cluster SEs.", rule]))
+    dose = estimates.dose_response
+    if len(dose):
+        keep = dose["term"].astype(str).str.match(r"^(ATT|ACR)\^o")
+        out.append(model_table(
+            "did_dose_response", dose[keep].drop(columns=["dose"], errors="ignore"),
+            keys=("event_time",),
+            title="Contrast: dose response of flexible letting (agreed share at adoption)",
+            notes=["ATT^o and ACR^o overall and by event time (CGS 2024), plan-cluster "
+                   "bootstrap; the dose curve is not released (it is evaluated at quantiles of "
+                   "the departments' doses).", rule]))
+    return out
+
+
+def bayes_effects_table(tidy: pd.DataFrame, *, name: str = "bayes_effects") -> ModelTable:
+    """The Bayesian model's effects (``HierarchicalResult.tidy()``) as a checked model table."""
+    keys = ("event_time",)
+    return model_table(
+        name, tidy.drop(columns=["config_hash"], errors="ignore"), keys=keys, folder="tables",
+        title="Bayesian hierarchical DiD: effects (posterior mean, sd, 95% and 90% intervals)",
+        notes=["estimate = posterior mean, se = posterior sd, lower/upper = 95% equal-tailed "
+               "interval.", "Groups with fewer than the disclosure thresholds (residual df, "
+               "departments or persons on a side) are blank."])

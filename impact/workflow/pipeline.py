@@ -254,12 +254,14 @@ def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[
     state["problems"] += [{"step": "estimates", **r} for r in est.problems.to_dict("records")]
     _subgroups_and_channels(registers, frame, tables, config, state)
     state["release"].append(outputs.headline_table(est.headline, frame, alpha=config.study.alpha))
+    state["release"] += outputs.contrast_tables(est)
     if len(est.primary):
         state["release"].append(outputs.event_study_table(est.primary, frame))
         if "share_employed" in config.study.outcomes:
             state["figures"] += outputs.event_study_figures(config.study.tools)
     simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
-    cols = [c for c in ("tool", "outcome", "covariates", "att", "se", "truth", "pretest_p_value")
+    cols = [c for c in ("tool", "outcome", "covariates", "estimate", "se", "truth",
+                        "pretest_p_value")
             if c in simple]
     print("contrast (att_gt, ignores the other tool):", file=sys.stderr)
     print(simple[cols].to_string(index=False), file=sys.stderr)
@@ -317,12 +319,16 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     to t-1 per dwelling (what can have moved the 1-January stock of t), not same-year intensity.
     For an ``exposure_<tool>`` treatment, the pooled effect per unit of exposure times the mean
     exposure over the department-years of the primary estimate gives an implied ATT, set beside
-    the tool-specific truth of those department-years. Everything goes to ``private/bayes/``.
+    the tool-specific truth of those department-years. Everything goes to ``private/bayes/``;
+    the effect table (``tidy()`` with its support counts) is also offered for release
+    (``release/tables/bayes_effects``, checked like every model output).
     """
     import json
 
     from impact import bayes
     from impact.simulate.truth import effect_column
+    from impact.workflow import outputs
+    from impact.workflow.estimates import persons_of
 
     b = config.bayes_model
     frame = state["panel"].frame
@@ -353,7 +359,8 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
             result = bayes.hierarchical(
                 data, b.outcome, treatment, likelihood=b.likelihood, trials=b.trials or None,
                 draws=b.draws, tune=b.tune, chains=b.chains, seed=config.seed,
-                threshold=b.threshold, target_accept=b.target_accept, sampler=b.sampler)
+                threshold=b.threshold, target_accept=b.target_accept, sampler=b.sampler,
+                persons=persons_of(data, b.outcome))
     except EstimationError as err:  # listed with the run's problems, never silently skipped
         state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
                                   "estimator": "hierarchical", "kind": "error",
@@ -382,6 +389,7 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
         sort_keys=True, default=str) + "\n")
     fig = result.plot()
     fig.savefig(folder / f"forest_{stem}.png", dpi=110, metadata={"Software": None})
+    state["release"].append(outputs.bayes_effects_table(result.tidy()))
     pooled = result.effects[result.effects["group"] == "pooled"]
     if treatment.startswith("exposure_"):
         tool = treatment.removeprefix("exposure_")

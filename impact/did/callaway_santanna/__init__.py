@@ -42,7 +42,8 @@ from impact.did.callaway_santanna._results import (
     _entropy,
     _rng,
 )
-from impact.errors import EstimationError
+from impact.errors import EstimationError, EstimationWarning
+from impact.results import persons_column
 
 __all__ = ["AggregateResult", "AttGtResult", "OverallEffect", "PreTest", "att_gt"]
 
@@ -78,7 +79,7 @@ def _pretest(
             f"att_gt pre-test: cohort(s) {small} have no more treated units than pre-period cells; "
             "their covariance block is nearly singular and can inflate the Wald statistic. "
             "Look at the pre-period ATT(g,t) themselves, or drop those cohorts.",
-            UserWarning, stacklevel=3)
+            EstimationWarning, stacklevel=3)
     return PreTest(stat=stat, df=int(pre.size), p_value=float(stats.chi2.sf(stat, pre.size)))
 
 
@@ -101,6 +102,7 @@ def att_gt(
     weights: str | None = None,
     cband: bool = True,
     unbalanced: Literal["error", "drop"] = "error",
+    persons: str | None = None,
 ) -> AttGtResult:
     """Callaway & Sant'Anna (2021) group-time average treatment effects ATT(g,t).
 
@@ -145,6 +147,10 @@ def att_gt(
     unbalanced
         ``"error"`` (default) refuses units missing in some periods, naming them; ``"drop"`` drops
         them with a warning (R's behaviour).
+    persons
+        Optional column with the number of persons behind each unit-period (e.g.
+        ``n_residents``, or the outcome's base): gives the ``n_persons`` support columns of
+        :meth:`AttGtResult.tidy` and :meth:`AggregateResult.tidy` (a missing count counts as 0).
 
     Returns
     -------
@@ -243,6 +249,16 @@ def att_gt(
             "n_units": n,
         }
     )
+    cohorts = np.unique(panel.cohort)
+    cohort_persons = None
+    if persons is not None:
+        p = persons_column(data, persons, what="att_gt")
+        key = pd.MultiIndex.from_arrays([data[unit].to_numpy(),
+                                         data[time].to_numpy(dtype=float)])
+        grid = pd.MultiIndex.from_product([panel.unit_ids, panel.periods])
+        wide = pd.Series(p, index=key).groupby(level=[0, 1]).sum().reindex(grid).fillna(0.0)
+        wide_p = wide.to_numpy(dtype=float).reshape(panel.unit_ids.size, panel.periods.size)
+        cohort_persons = np.vstack([wide_p[panel.cohort == c].sum(axis=0) for c in cohorts])
     return AttGtResult(
         att_gt=table,
         pretest=pretest,
@@ -257,4 +273,6 @@ def att_gt(
         settings=settings,
         n_rows_dropped=panel.n_rows_dropped,
         notes=panel.notes + cells.messages,
+        cell_comparison=cells.comparison,
+        cohort_persons=cohort_persons,
     )

@@ -13,7 +13,7 @@ periods and cohorts, and ``dynamic`` in calendar units.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,9 @@ class AggregateCore:
     by_key: FloatArray
     by_att: FloatArray
     by_inf: FloatArray  # n x m
+    #: indices (into the cells passed in) of the cells behind the overall effect and each key
+    overall_cells: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    by_cells: tuple[NDArray[np.int64], ...] = ()
 
 
 def _wif(
@@ -125,12 +128,13 @@ def aggregate_cells(
         w = pg[keep] / pg[keep].sum()
         inf = _agg_inf(att, influence, keep, w, _wif(keep, pg, unit_weights, unit_cohort, cohort))
         est = float(np.sum(att[keep] * w)) if keep.size else float("nan")
-        return AggregateCore(est, inf, np.empty(0), np.empty(0), empty)
+        return AggregateCore(est, inf, np.empty(0), np.empty(0), empty, overall_cells=keep)
 
     if kind == "group":
-        att_g, inf_g = [], []
+        att_g, inf_g, cells_g = [], [], []
         for g in groups:
             which = np.flatnonzero((cohort == g) & (g_pos <= t_pos) & (t_pos <= g_pos + max_e))
+            cells_g.append(which)
             att_g.append(att[which].mean() if which.size else np.nan)
             inf_g.append(
                 _agg_inf(att, influence, which, pg[which] / pg[which].sum(), None)
@@ -143,7 +147,9 @@ def aggregate_cells(
         w = pg_group / pg_group.sum()
         wif = _wif(keep, pg_group, unit_weights, unit_cohort, groups)
         inf = by_inf @ w + wif @ by_att
-        return AggregateCore(float(np.sum(by_att * w)), inf, groups, by_att, by_inf)
+        return AggregateCore(float(np.sum(by_att * w)), inf, groups, by_att, by_inf,
+                             overall_cells=np.unique(np.concatenate(cells_g)).astype(np.int64),
+                             by_cells=tuple(cells_g))
 
     if kind == "dynamic":
         e_all = time - cohort
@@ -160,14 +166,20 @@ def aggregate_cells(
                 "aggregate: no event times fall within the requested window; adjust "
                 "min_e/max_e/balance_e"
             )
-        by_att, by_inf = weighted_means([(e_all == e) & include for e in eseq])
+        masks = [(e_all == e) & include for e in eseq]
+        by_att, by_inf = weighted_means(masks)
         pos = eseq >= 0
         if pos.any():
             overall = float(by_att[pos].mean())
             inf = by_inf[:, pos].mean(axis=1)
         else:
             overall, inf = float("nan"), np.full(influence.shape[0], np.nan)
-        return AggregateCore(overall, inf, eseq.astype(float), by_att, by_inf)
+        by_cells = tuple(np.flatnonzero(m) for m in masks)
+        return AggregateCore(overall, inf, eseq.astype(float), by_att, by_inf,
+                             overall_cells=np.flatnonzero(np.any(
+                                 [m for m, p in zip(masks, pos, strict=True) if p]
+                                 or [np.zeros(att.size, dtype=bool)], axis=0)),
+                             by_cells=by_cells)
 
     if kind == "calendar":
         min_g = g_pos.min()
@@ -176,9 +188,12 @@ def aggregate_cells(
         ]
         if not cal:
             raise EstimationError("aggregate: no calendar period has post-treatment cells")
-        by_att, by_inf = weighted_means([(t_pos == tp) & (g_pos <= t_pos) for tp in cal])
+        masks = [(t_pos == tp) & (g_pos <= t_pos) for tp in cal]
+        by_att, by_inf = weighted_means(masks)
         keys = grid[np.asarray(cal, dtype=int) - 1]
-        return AggregateCore(float(by_att.mean()), by_inf.mean(axis=1), keys, by_att, by_inf)
+        return AggregateCore(float(by_att.mean()), by_inf.mean(axis=1), keys, by_att, by_inf,
+                             overall_cells=np.flatnonzero(np.any(masks, axis=0)),
+                             by_cells=tuple(np.flatnonzero(m) for m in masks))
 
     raise EstimationError(
         f"aggregate: unknown type {kind!r}; use 'simple', 'dynamic', 'group' or 'calendar'"

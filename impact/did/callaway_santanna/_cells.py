@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from impact.did.callaway_santanna._data import WidePanel
 from impact.did.callaway_santanna._estimators import ESTIMATORS, CellFailure, fit_logit
+from impact.errors import EstimationWarning
 
 FloatArray = NDArray[np.float64]
 
@@ -35,6 +36,8 @@ class CellResults:
     n_control: NDArray[np.int64]
     influence: FloatArray
     messages: tuple[str, ...]
+    #: the comparison cohorts of each cell (0.0 = never treated), for the support counts
+    comparison: tuple[tuple[float, ...], ...] = ()
 
 
 def _base_index(periods: FloatArray, g: float, anticipation: int) -> int | None:
@@ -86,6 +89,7 @@ def estimate_cells(
     bases: list[float] = []
     n_tr: list[int] = []
     n_co: list[int] = []
+    comps: list[tuple[float, ...]] = []
     atts: list[float] = []
     labels: list[str] = []
     notes: list[tuple[int, str]] = []  # (cell, message), reported in cell order
@@ -111,6 +115,7 @@ def estimate_cells(
             if base_period == "universal" and base == cur:
                 atts[j] = 0.0
                 n_co.append(0)
+                comps.append(())
                 continue
             if control == "never":
                 comparison = (0.0,) if 0.0 in cohort_values else ()
@@ -120,6 +125,7 @@ def estimate_cells(
                     float(c) for c in cohort_values if c == 0 or (c > cutoff and c != g)
                 )
             n_co.append(sum(size_of[c] for c in comparison))
+            comps.append(comparison)
             if not comparison:
                 notes.append((j, f"{labels[j]}: no comparison units; set to NaN"))
                 failed.add(j)
@@ -167,7 +173,7 @@ def estimate_cells(
     notes.sort(key=lambda item: item[0])  # stable: a cell's notes keep their order
     messages = [m for _, m in notes]
     for m in messages:
-        warnings.warn(f"att_gt: {m}", UserWarning, stacklevel=3)
+        warnings.warn(f"att_gt: {m}", EstimationWarning, stacklevel=3)
     return CellResults(
         cohort=np.asarray(cohorts_list, dtype=float),
         time=np.asarray(times, dtype=float),
@@ -177,4 +183,5 @@ def estimate_cells(
         n_control=np.asarray(n_co, dtype=np.int64),
         influence=influence,
         messages=tuple(messages),
+        comparison=tuple(comps),
     )

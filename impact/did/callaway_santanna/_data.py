@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from impact.errors import EstimationError
+from impact.errors import EstimationError, EstimationWarning
 
 FloatArray = NDArray[np.float64]
 
@@ -94,7 +94,7 @@ def _require_numeric(data: pd.DataFrame, col: str, role: str) -> None:
 
 def _warn(notes: list[str], message: str) -> None:
     notes.append(message)
-    warnings.warn(f"att_gt: {message}", UserWarning, stacklevel=4)
+    warnings.warn(f"att_gt: {message}", EstimationWarning, stacklevel=4)
 
 
 def _codes(values: pd.Series) -> tuple[NDArray[np.int64], np.ndarray]:

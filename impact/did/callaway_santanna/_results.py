@@ -22,7 +22,8 @@ from scipy import stats
 from impact.did.callaway_santanna import _report as rep
 from impact.did.callaway_santanna._aggregate import aggregate_cells
 from impact.did.callaway_santanna._bootstrap import analytic_se, cluster_sums, multiplier_bootstrap
-from impact.errors import EstimationError
+from impact.errors import EstimationError, EstimationWarning
+from impact.results import Result, draw_intervals
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -89,24 +90,27 @@ def _rng(entropy: int, *key: int) -> np.random.Generator:
 def _critical_value(crit: float, alpha: float, where: str) -> float:
     z = float(stats.norm.ppf(1 - alpha / 2))
     if not np.isfinite(crit):
-        warnings.warn(f"{where}: uniform critical value unavailable; using pointwise", stacklevel=3)
+        warnings.warn(f"{where}: uniform critical value unavailable; using pointwise",
+                      EstimationWarning, stacklevel=3)
         return z
     if crit < z:
         warnings.warn(
-            f"{where}: uniform band narrower than pointwise; using pointwise", stacklevel=3
+            f"{where}: uniform band narrower than pointwise; using pointwise",
+            EstimationWarning, stacklevel=3,
         )
         return z
     if crit >= 7:
         warnings.warn(
             f"{where}: simultaneous critical value {crit:.2f} >= 7 may be unreliable "
             "(small cohorts or little outcome variation)",
+            EstimationWarning,
             stacklevel=3,
         )
     return crit
 
 
 @dataclass(frozen=True, eq=False)
-class AggregateResult:
+class AggregateResult(Result):
     """An aggregation of ATT(g,t) (:meth:`AttGtResult.aggregate`).
 
     Attributes
@@ -128,6 +132,9 @@ class AggregateResult:
     reference_period
         ``"dynamic"`` with ``base_period="universal"``: the event time normalised to zero (its
         row in ``by`` has att 0 and se NaN); None otherwise.
+    support
+        The support columns of :meth:`tidy`, one row for the overall effect, then one per row
+        of ``by``.
 
     Event-study interface (every result with an event-time dimension has it): ``event_time``,
     ``estimate`` and ``se`` (numpy arrays, the ``by`` rows without the reference period) and
@@ -145,6 +152,7 @@ class AggregateResult:
     settings: Mapping[str, Any] = field(repr=False)
     cluster_codes: NDArray[np.int64] | None = field(default=None, repr=False)
     reference_period: float | None = None
+    support: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     def _estimated_rows(self) -> NDArray[np.bool_]:
         if self.kind == "simple":
@@ -191,8 +199,17 @@ class AggregateResult:
         v = (s.T @ s) / inf.shape[0] ** 2
         return (v + v.T) / 2
 
-    def tidy(self) -> pd.DataFrame:
-        """Overall and per-key estimates in long (broom-like) form."""
+    def _tidy(self) -> pd.DataFrame:
+        """Overall and per-key estimates in long (broom-like) form: ``term`` (``overall``,
+        ``event_time=e``, ``cohort=g`` or ``time=t``), the estimate, its support, then
+        ``aggregation``, ``key``, ``cluster``, ``n_clusters``.
+
+        Support: the cells behind a row are the ATT(g,t) it averages; its treated side is the
+        units of those cells' cohorts at the cells' two periods, its control side their
+        comparison units; ``df_resid`` is the smallest residual df of those cells (see
+        :meth:`AttGtResult.tidy`), so a row passes the residual-df rule only when every 2x2
+        comparison behind it does.
+        """
         rows = [{"term": "overall", "key": np.nan, **self.overall.to_series().to_dict()}]
         if self.kind != "simple":
             col = _KEY[self.kind]
@@ -206,15 +223,28 @@ class AggregateResult:
                     }
                 )
         out = pd.DataFrame(rows).rename(columns={"att": "estimate"})
-        out.insert(0, "aggregation", self.kind)
+        if len(self.support) == len(out):
+            out = pd.concat([out, self.support.reset_index(drop=True)], axis=1)
+        out.insert(len(out.columns), "aggregation", self.kind)
+        out = out[["term", "estimate", "se", "lower", "upper",
+                   *[c for c in out.columns if c not in ("term", "estimate", "se", "lower",
+                                                         "upper", "key", "aggregation")],
+                   "aggregation", "key"]]
         out["cluster"] = self.settings.get("cluster_variable")
         out["n_clusters"] = self.n_clusters
         return out
 
-    def summary(self) -> str:
+    _summary_columns = ("key",)
+
+    def _summary_title(self) -> str:
+        return f"Aggregated ATT ({self.kind}), Callaway & Sant'Anna (2021)"
+
+    def _summary_notes(self) -> tuple[str, ...]:
+        return (rep.settings_line(dict(self.settings)),)
+
+    def _summary_text(self) -> str:
         """A text report like R's ``summary(aggte(...))``."""
-        lines = [f"Aggregated ATT ({self.kind}), Callaway & Sant'Anna (2021)", ""]
-        lines += rep.table_text(
+        lines = rep.table_text(
             pd.DataFrame([self.overall.to_series()]).assign(key="overall")[
                 ["att", "se", "lower", "upper"]
             ],
@@ -228,14 +258,22 @@ class AggregateResult:
                     self.by, [_KEY[self.kind]], rep.band_label(self.n_boot, self.cband, self.alpha)
                 ),
             ]
-        lines += ["", rep.settings_line(dict(self.settings))]
         return "\n".join(lines)
 
-    def plot(self) -> Figure:
-        """Estimates with intervals against event time / cohort / period (matplotlib Figure)."""
+    _figsize = (6.5, 4.0)
+
+    def _draw(self, ax: Any) -> None:
+        """Estimates with intervals against event time / cohort / period; the overall effect
+        alone for ``"simple"``."""
         if self.kind == "simple":
-            raise EstimationError("aggregate('simple') has a single estimate; nothing to plot")
-        fig, (ax,) = rep.new_figure()
+            o = self.overall
+            draw_intervals(ax, [0.0], [o.att], [o.lower], [o.upper], color="#2471a3",
+                           label="overall")
+            ax.axhline(0.0, color="black", linewidth=0.8)
+            ax.set_xticks([0.0], ["overall"])
+            ax.set_ylabel("ATT")
+            ax.set_title("ATT (simple aggregation)", fontsize=10)
+            return
         col = _KEY[self.kind]
         key = self.by[col].to_numpy(dtype=float)
         pre = key < 0 if self.kind == "dynamic" else np.zeros(key.size, dtype=bool)
@@ -250,11 +288,10 @@ class AggregateResult:
             xlabel=col.replace("_", " "),
             title=f"ATT by {col.replace('_', ' ')}",
         )
-        return fig
 
 
 @dataclass(frozen=True, eq=False)
-class AttGtResult:
+class AttGtResult(Result):
     """Result of :func:`att_gt`.
 
     Attributes
@@ -274,6 +311,11 @@ class AttGtResult:
         Rows removed for missing or non-finite outcome/covariates.
     notes
         Every recoding or removal of data and every failed cell, in words.
+    cell_comparison
+        The comparison cohorts of each cell (rows of ``att_gt``; 0 = never treated).
+    cohort_persons
+        Persons per cohort (rows: the sorted distinct values of ``unit_cohort``) and period,
+        when :func:`att_gt` was given ``persons``; else None.
     """
 
     att_gt: pd.DataFrame
@@ -289,6 +331,52 @@ class AttGtResult:
     settings: Mapping[str, Any] = field(repr=False)
     n_rows_dropped: int = 0
     notes: tuple[str, ...] = ()
+    cell_comparison: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
+    cohort_persons: FloatArray | None = field(default=None, repr=False)
+
+    def _support(self, cells: Sequence[NDArray[np.int64]]) -> pd.DataFrame:
+        """Support columns of rows resting on the given sets of cells (rows of ``att_gt``).
+
+        The panel is balanced and every unit of a cohort plays the same part in every cell, so
+        the counts are sums over cohorts: treated side = the cells' cohorts at the cells' two
+        periods (t and its base period), control side = their comparison cohorts at the same
+        periods; persons are the most in one period (see :mod:`impact.results`).
+        """
+        tab = self.att_gt
+        cohorts, sizes = np.unique(self.unit_cohort, return_counts=True)
+        where = {float(c): i for i, c in enumerate(cohorts)}
+        t_idx = np.searchsorted(self.periods, tab["time"].to_numpy(dtype=float))
+        b_idx = np.searchsorted(self.periods, tab["base_period"].to_numpy(dtype=float))
+        g = tab["cohort"].to_numpy(dtype=float)
+        k = 2 + len(self.settings.get("covariates", ()))
+        df_cell = (tab["n_treated"] + tab["n_control"]).to_numpy(dtype=float) - k
+        known = len(self.cell_comparison) == len(tab)
+        persons = self.cohort_persons
+
+        def count(mask: NDArray[np.bool_]) -> tuple[float, float]:
+            n = float(sizes[mask.any(axis=1)].sum())
+            p = float((persons * mask).sum(axis=0).max()) if persons is not None else np.nan
+            return n, p
+
+        rows = []
+        for which in cells:
+            tr = np.zeros((cohorts.size, self.periods.size), dtype=bool)
+            co = np.zeros_like(tr)
+            for j in np.asarray(which, dtype=np.int64):
+                cols = [t_idx[j], b_idx[j]]
+                tr[where[g[j]], cols] = True
+                for c in self.cell_comparison[j] if known else ():
+                    co[where[float(c)], cols] = True
+            n_all, p_all = count(tr | co)
+            n_tr, p_tr = count(tr)
+            n_co, p_co = count(co) if known else (np.nan, np.nan)
+            rows.append({"n_units": n_all if known else np.nan, "n_persons": p_all if known
+                         else np.nan, "n_units_treated": n_tr, "n_units_control": n_co,
+                         "n_persons_treated": p_tr, "n_persons_control": p_co,
+                         "df_resid": float(df_cell[which].min()) if len(which) else np.nan})
+        return pd.DataFrame(rows, columns=["n_units", "n_persons", "n_units_treated",
+                                           "n_units_control", "n_persons_treated",
+                                           "n_persons_control", "df_resid"])
 
     @property
     def n_units(self) -> int:
@@ -407,6 +495,9 @@ class AttGtResult:
             }
         )
         reference = None
+        cell = np.flatnonzero(ok)
+        support = self._support([cell[core.overall_cells]]
+                                + [cell[np.asarray(c, dtype=np.int64)] for c in core.by_cells])
         if kind != "simple":
             by.insert(0, _KEY[kind], core.by_key)
         if kind == "dynamic":
@@ -427,38 +518,56 @@ class AttGtResult:
             settings=self.settings,
             cluster_codes=self.cluster_codes,
             reference_period=reference,
+            support=support,
         )
 
-    def tidy(self) -> pd.DataFrame:
-        """ATT(g,t) in long (broom-like) form with uniform and pointwise intervals."""
+    def _tidy(self) -> pd.DataFrame:
+        """ATT(g,t) in long (broom-like) form with uniform (``lower``, ``upper``) and pointwise
+        intervals and the support of each cell.
+
+        Support: treated side = the cohort's units, control side = the comparison units, each at
+        the cell's two periods; ``df_resid`` = n_treated + n_control - (2 + covariates), the
+        residual df of the cell's 2x2 regression of the outcome change on an intercept, the
+        treatment indicator and the covariates.
+        """
         t = self.att_gt
         z = float(stats.norm.ppf(1 - self.settings["alpha"] / 2))
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "term": [f"ATT({g:g},{s:g})" for g, s in zip(t["cohort"], t["time"], strict=True)],
-                "cohort": t["cohort"],
-                "time": t["time"],
-                "event_time": t["event_time"],
                 "estimate": t["att"],
                 "se": t["se"],
                 "lower": t["lower"],
                 "upper": t["upper"],
-                "pointwise_lower": t["att"] - z * t["se"],
-                "pointwise_upper": t["att"] + z * t["se"],
-                "cluster": self.settings.get("cluster_variable"),
-                "n_clusters": self.n_clusters,
             }
         )
+        out = pd.concat([out, self._support([np.array([j]) for j in range(len(t))])], axis=1)
+        return out.assign(
+            cohort=t["cohort"].to_numpy(),
+            time=t["time"].to_numpy(),
+            event_time=t["event_time"].to_numpy(),
+            pointwise_lower=(t["att"] - z * t["se"]).to_numpy(),
+            pointwise_upper=(t["att"] + z * t["se"]).to_numpy(),
+            cluster=self.settings.get("cluster_variable"),
+            n_clusters=self.n_clusters,
+        )
 
-    def summary(self) -> str:
-        """A text report like R's ``summary(att_gt(...))``, with the pre-test p-value."""
-        lines = ["Group-time average treatment effects, Callaway & Sant'Anna (2021)", ""]
-        lines += rep.table_text(
+    _summary_columns = ("cohort", "time")
+
+    def _summary_title(self) -> str:
+        return "Group-time average treatment effects, Callaway & Sant'Anna (2021)"
+
+    def _summary_text(self) -> str:
+        """The ATT(g,t) as R's ``summary(att_gt(...))`` prints them."""
+        return "\n".join(rep.table_text(
             self.att_gt,
             ["cohort", "time"],
             rep.band_label(self.settings["n_boot"], self.settings["cband"], self.settings["alpha"]),
-        )
-        lines.append("")
+        ))
+
+    def _summary_notes(self) -> tuple[str, ...]:
+        """The pre-test p-value, the settings and the rows dropped."""
+        lines = []
         if self.pretest is None:
             lines.append("Pre-test of parallel trends: not available")
         else:
@@ -470,10 +579,26 @@ class AttGtResult:
         lines.append(rep.settings_line(dict(self.settings)))
         if self.n_rows_dropped:
             lines.append(f"Rows dropped for missing data: {self.n_rows_dropped}")
-        return "\n".join(lines)
+        return tuple(lines)
 
-    def plot(self) -> Figure:
-        """ATT(g,t) with intervals, one panel per cohort (matplotlib Figure, no pyplot state)."""
+    def _draw(self, ax: Any) -> None:
+        """Every cohort's ATT(g,t) with intervals on one axes, by event time."""
+        t = self.att_gt
+        for i, g in enumerate(t["cohort"].unique()):
+            d = t[t["cohort"] == g]
+            draw_intervals(ax, d["event_time"].to_numpy(dtype=float) + 0.08 * i, d["att"],
+                           d["lower"], d["upper"], label=f"cohort {g:g}", color=f"C{i}")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.axvline(-0.5, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xlabel("event time")
+        ax.set_ylabel("ATT")
+        ax.legend(frameon=False, fontsize="small")
+
+    def plot(self, ax: Any = None) -> Figure:
+        """ATT(g,t) with intervals: one panel per cohort (by period) in a new figure, or all
+        cohorts by event time in ``ax``; returns the matplotlib Figure (no pyplot state)."""
+        if ax is not None:
+            return super().plot(ax)
         cohorts = self.att_gt["cohort"].unique()
         fig, axes = rep.new_figure(len(cohorts))
         for ax, g in zip(axes, cohorts, strict=True):
