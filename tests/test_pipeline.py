@@ -76,7 +76,7 @@ def test_run_writes_every_step(two_runs: tuple[Path, Path]) -> None:
     agg = pd.read_csv(out / "private" / "tables" / "did_aggregates.csv")
     simple = agg[agg["aggregation"] == "simple"]
     assert len(simple) == 16 and simple["truth"].notna().all()  # 2 tools x 4 outcomes x 2 specs
-    assert set(simple["covariates"]) == {"none", "market+supported"}
+    assert set(simple["covariates"]) == {"none", "waiting_list_market+supported_department"}
     assert set(agg["cluster"]) == {"plan_id"}
 
 

@@ -234,9 +234,7 @@ def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[
     frame = state["panel"].frame
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = estimate_all(frame, truth=registers.truth, n_boot=config.n_boot, seed=config.seed,
-                           tools=config.study.tools, outcomes=config.study.outcomes,
-                           primary_boot=config.primary_boot)
+        est = estimate_all(frame, config, truth=registers.truth)
     # warnings estimate_all did not record itself (e.g. from aggregations and plots)
     state["problems"] += [{"step": "estimates", "tool": "", "outcome": "",
                            "estimator": "(not attributed)", "kind": "warning",
@@ -256,8 +254,8 @@ def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[
     state["release"].append(outputs.headline_table(est.headline, frame, alpha=config.study.alpha))
     if len(est.primary):
         state["release"].append(outputs.event_study_table(est.primary, frame))
-        if "share_employed" in config.study.outcomes:
-            state["figures"] += outputs.event_study_figures(config.study.tools)
+        for outcome in config.study.event_study_figures:
+            state["figures"] += outputs.event_study_figures(config.study.tools, outcome)
     simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
     cols = [c for c in ("tool", "outcome", "covariates", "att", "se", "truth", "pretest_p_value")
             if c in simple]
@@ -288,9 +286,13 @@ def _subgroups_and_channels(registers: Registers, frame: Any, tables: Path, conf
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            by = subgroups.headline(prepare(frame), n_boot=config.primary_boot, seed=config.seed,
+            data = prepare(frame, cluster=config.study.cluster,
+                           baselines=dict.fromkeys([*config.did.primary.baselines,
+                                                    "share_employed"]))  # vulnerability terciles
+            by = subgroups.headline(data, n_boot=config.primary_boot, seed=config.seed,
                                     truth=registers.truth, outcomes=tuple(config.study.outcomes),
-                                    tools=tuple(config.study.tools))
+                                    tools=tuple(config.study.tools), spec=config.did.primary,
+                                    alpha=config.study.alpha)
         by.to_csv(tables / "did_subgroups.csv", index=False)
         state["problems"] += [{"step": "subgroups", "tool": "", "outcome": "",
                                "estimator": "imputation", "kind": "warning",
