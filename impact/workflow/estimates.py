@@ -268,7 +268,9 @@ def estimate_all(panel: pd.DataFrame, config: StudyConfig | None = None, *,
         raise EstimationError(f"estimate_all: unknown part(s) {unknown}; choose from {PARTS}")
     study, d, seed = cfg.study, cfg.did, cfg.seed
     tools, outcomes = tuple(study.tools), tuple(study.outcomes)
-    data = prepare(panel, cluster=study.cluster, baselines=d.primary.baselines)
+    uses_primary = bool({"primary", "placebo"} & set(parts))
+    data = prepare(panel, cluster=study.cluster,
+                   baselines=d.primary.baselines if uses_primary else OUTCOMES)
     heads, prim, aggs, cells, twfes, doses, bacons, problems = [], [], [], [], [], [], [], []
     figures: dict[str, object] = {}
     if "primary" in parts:
@@ -276,7 +278,7 @@ def estimate_all(panel: pd.DataFrame, config: StudyConfig | None = None, *,
             _primary(data, outcome, tools, truth=truth, config=cfg, heads=heads, prim=prim,
                      problems=problems, figures=figures)
     specs: list[tuple[str, list[str] | None]] = [("none", None)]
-    if study.covariates:
+    if "att_gt" in parts and study.covariates:
         absent = [c for c in study.covariates if c not in data]
         if absent:
             problems.append({"tool": "all", "outcome": "all", "estimator": "att_gt",
