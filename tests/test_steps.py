@@ -176,3 +176,33 @@ def test_numbered_scripts_are_impact_run_with_their_steps(script: str) -> None:
     spec.loader.exec_module(importlib.util.module_from_spec(spec))  # imports cleanly
     assert set(SCRIPTS[script]) <= {*pipeline.STEP_NAMES, "tables"}
     assert sorted(SCRIPTS) == [p.stem for p in sorted((ROOT / "analyses").glob("0*.py"))]
+
+
+@pytest.mark.slow
+def test_the_bayes_step_runs_on_what_it_declares(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one step the fast pipeline tests leave out (``[bayes]`` is off there): it reads only
+    its declared keys, and its implied ATT uses the primary specification's onset lag."""
+    import functools
+    from types import SimpleNamespace
+
+    import impact.bayes
+    from tests import _small_world as world
+
+    # one sampling attempt: tiny chains fail the convergence gate, and refits only cost time
+    monkeypatch.setattr(impact.bayes, "hierarchical",
+                        functools.partial(impact.bayes.hierarchical, max_attempts=1))
+
+    cfg = other(run={"seed": 1}, bayes={"draws": 30, "tune": 30, "chains": 2, "sampler": "pymc"},
+                did={"primary": {"onset_lag": 2}})
+    step = {s.name: s for s in pipeline._steps(simulated=True, config=cfg)}["bayes"]
+    frame = world.panel()
+    state: dict = {"panel": SimpleNamespace(frame=frame), "problems": []}
+    step.run(world.registers(), tmp_path, restricted(cfg, step.config, "bayes"), state)
+    folder = tmp_path / "private" / "bayes"
+    assert (folder / "posterior.nc").is_file() and (folder / "diagnostics.csv").is_file()
+    implied = pd.read_csv(folder / "implied_att_exposure_flexible_letting_share_employed.csv")
+    data = frame[frame["n_labour_force_18_64"] > 0]
+    cohort = data["cohort_flexible_letting"]
+    assert implied["n_department_years"].iloc[0] == int(
+        ((cohort > 0) & (data["year"] >= cohort + 2)).sum())

@@ -594,7 +594,8 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     if treatment.startswith("exposure_"):
         tool = treatment.removeprefix("exposure_")
         cohort = data[f"cohort_{tool}"]
-        rows = data[(cohort > 0) & (data["year"] >= cohort + 1)]
+        lag = config.did.primary.onset_lag  # the department-years of the primary estimate
+        rows = data[(cohort > 0) & (data["year"] >= cohort + lag)]
         mean_exposure = float(rows[treatment].mean())
         implied = {"treatment": treatment, "n_department_years": len(rows),
                    "mean_exposure": mean_exposure}
@@ -754,7 +755,7 @@ def _steps(*, simulated: bool, config: StudyConfig) -> list[Step]:
     if config.bayes:
         steps.append(Step("bayes", "Bayesian hierarchical model (PyMC): exposure effects by "
                           "municipality", _bayes, after=("panel",), registers=True,
-                          config=("run.seed", "bayes")))
+                          config=("run.seed", "bayes", "did.primary.onset_lag")))
     if config.followup.enabled:
         steps.append(Step("followup", "Follow-up study design (power on the panel's design)",
                           _followup, after=("panel",),
