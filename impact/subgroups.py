@@ -41,7 +41,16 @@ from scipy import stats
 from impact import did
 from impact.did._blas import single_blas_thread
 from impact.errors import EstimationError
-from impact.workflow.estimates import CLUSTER, ESTIMAND, OUTCOMES, TOOLS, primary_truth, verdict
+from impact.workflow.config import PrimaryConfig
+from impact.workflow.estimates import (
+    CLUSTER,
+    ESTIMAND,
+    OUTCOMES,
+    TOOLS,
+    primary_options,
+    primary_truth,
+    verdict,
+)
 
 # the module (``impact.did.imputation`` the attribute is the function): its design and estimate
 # steps, to re-estimate every subgroup on the same bootstrap draws
@@ -104,15 +113,15 @@ def subgroup_labels(data: pd.DataFrame, subgroup: str) -> pd.Series:
     return data[subgroup].astype(object)
 
 
-def _options(data: pd.DataFrame, tools: tuple[str, ...], within_market: bool) -> dict:
-    """The options of :func:`impact.estimates.primary` (copied), less the market inside a market."""
-    has_market = "waiting_list_market" in data and not within_market
-    return {"cohorts": [f"cohort_{t}" for t in tools], "unit": "department_id",
-            "time": "year", "onset_lag": 1,
-            "strata": (["market_type", "supported_department"] if has_market
-                       else ["supported_department"]),
-            "covariates": [f"baseline_{o}" for o in OUTCOMES],
-            "effect_by": "market_type" if has_market else None, "cluster": CLUSTER}
+def _options(data: pd.DataFrame, tools: tuple[str, ...], within_market: bool,
+             spec: PrimaryConfig | None = None) -> dict:
+    """The options of the primary specification (:func:`impact.estimates.primary_options`),
+    less the market inside a market."""
+    opts = primary_options(data, spec, tools)
+    if within_market:
+        opts["strata"] = [c for c in opts["strata"] if c != "market_type"]  # type: ignore[union-attr]
+        opts["effect_by"] = None if opts["effect_by"] == "market_type" else opts["effect_by"]
+    return opts
 
 
 def _fit(sub: pd.DataFrame, outcome: str, opts: dict) -> tuple[object, object, dict, pd.DataFrame,
@@ -133,7 +142,7 @@ def _fit(sub: pd.DataFrame, outcome: str, opts: dict) -> tuple[object, object, d
 
 def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int, seed: int,
                 truth: pd.DataFrame | None = None, tools: tuple[str, ...] = TOOLS,
-                alpha: float = 0.05) -> SubgroupResult:
+                alpha: float = 0.05, spec: PrimaryConfig | None = None) -> SubgroupResult:
     """The primary specification within each subgroup, and a Wald test of equal effects.
 
     Parameters
@@ -155,6 +164,9 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
         Tools estimated at once.
     alpha
         1 - confidence level.
+    spec
+        ``[did.primary]`` (default :class:`~impact.workflow.config.PrimaryConfig`): the design
+        and the verdict's thresholds.
 
     Returns
     -------
@@ -177,8 +189,9 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
         raise EstimationError(f"by_subgroup: {subgroup!r} has fewer than two subgroups: {levels}")
     within_market = subgroup == "market_type"
     clusters = pd.Index(sorted(pd.unique(data[CLUSTER].astype(str))))
-    groups = [("all", data, _options(data, tools, False))]
-    groups += [(str(v), data[(labels == v).to_numpy()], _options(data, tools, within_market))
+    spec = spec or PrimaryConfig()
+    groups = [("all", data, _options(data, tools, False, spec))]
+    groups += [(str(v), data[(labels == v).to_numpy()], _options(data, tools, within_market, spec))
                for v in levels]
     fits = []
     with single_blas_thread():
@@ -229,7 +242,9 @@ def by_subgroup(data: pd.DataFrame, outcome: str, subgroup: str, *, n_boot: int,
         columns=["term", "event_time", "cohort"]).reset_index(drop=True)
     overall["n_treated_clusters"] = overall["n_treated_clusters"].astype(int)
     overall["verdict"] = [verdict(estimate=r.estimate, pretest_p_value=r.pretest_p_value,
-                                  n_treated_clusters=r.n_treated_clusters)
+                                  n_treated_clusters=r.n_treated_clusters,
+                                  min_treated_clusters=spec.min_treated_clusters,
+                                  pretest_alpha=spec.pretest_alpha)
                           for r in overall.itertuples(index=False)]
     return SubgroupResult(estimates=estimates, overall=overall, tests=pd.DataFrame(tests),
                           draws=draws_frame)
@@ -298,7 +313,8 @@ def _wald(estimates: pd.DataFrame, att_draws: dict, levels: list[str], tool: str
 
 def headline(data: pd.DataFrame, *, n_boot: int, seed: int, truth: pd.DataFrame | None = None,
              outcomes: tuple[str, ...] = OUTCOMES, subgroups: tuple[str, ...] = SUBGROUPS,
-             tools: tuple[str, ...] = TOOLS) -> pd.DataFrame:
+             tools: tuple[str, ...] = TOOLS, spec: PrimaryConfig | None = None,
+             alpha: float = 0.05) -> pd.DataFrame:
     """Headline rows by subgroup: one per subgroup variable x subgroup x tool x outcome.
 
     Columns as ``tables/headline.csv`` (``tool, outcome, estimand, estimate, se, lower, upper,
@@ -307,12 +323,13 @@ def headline(data: pd.DataFrame, *, n_boot: int, seed: int, truth: pd.DataFrame 
     ``n_departments_in_subgroup``, ``n_clusters_in_subgroup``, ``subgroup`` (``all`` = pooled; its
     estimates equal the primary's, its SEs come from the joint bootstrap) and
     ``equal_effects_p_value`` (the Wald test of the subgroup variable, same on every row of it).
+    ``spec`` and ``alpha`` as in :func:`by_subgroup`.
     """
     out = []
     for subgroup in subgroups:
         for outcome in outcomes:
             res = by_subgroup(data, outcome, subgroup, n_boot=n_boot, seed=seed, truth=truth,
-                              tools=tools)
+                              tools=tools, spec=spec, alpha=alpha)
             o = res.overall.rename(columns={"n_departments": "n_departments_in_subgroup",
                                             "n_clusters": "n_clusters_in_subgroup"}).rename(
                 columns={"n_units_treated": "n_departments",

@@ -69,14 +69,15 @@ def test_run_writes_every_step(two_runs: tuple[Path, Path]) -> None:
         assert set(man["git"]) == {"commit", "dirty"}
         # the manifest hashes exactly the files of its folder
         files = {p.relative_to(out / folder).as_posix() for p in (out / folder).rglob("*")
-                 if p.is_file() and p.name != "manifest.json"}
+                 if p.is_file() and p.name != "manifest.json"
+                 and p.relative_to(out / folder).parts[0] != ".steps"}  # the step cache
         assert set(man["files_sha256"]) == files
     assert "panel.parquet" in json.loads((out / "private/manifest.json").read_text())[
         "files_sha256"]
     agg = pd.read_csv(out / "private" / "tables" / "did_aggregates.csv")
     simple = agg[agg["aggregation"] == "simple"]
     assert len(simple) == 16 and simple["truth"].notna().all()  # 2 tools x 4 outcomes x 2 specs
-    assert set(simple["covariates"]) == {"none", "market+supported"}
+    assert set(simple["covariates"]) == {"none", "waiting_list_market+supported_department"}
     assert set(agg["cluster"]) == {"plan_id"}
 
 
@@ -244,6 +245,9 @@ def test_panel_command(tmp_path: Path) -> None:
     ("[bayes]\ndraws = 0\n", "[bayes].draws must be >= 1"),
     ("[bayesian]\ndraws = 10\n", "unknown table(s) [bayesian]"),
     ("[followup]\nn_reps = 1.5\n", "[followup].n_reps must be an integer"),
+    ('[did.primary]\nplacebo_shifts = "2"\n', "[did.primary].placebo_shifts must be a list of "
+                                               "integers"),
+    ('[did.bacon]\noutcome = ["share_employed"]\n', "unknown key [did.bacon].outcome"),
     ("[run\n", "not valid TOML"),
 ])
 def test_bad_config_value_exits_2_and_writes_nothing(tmp_path: Path, body: str,
@@ -305,3 +309,101 @@ def test_shipped_configs_load(name: str) -> None:
         assert config.to_dict(cfg) == config.to_dict(config.load(None))
     else:
         assert (cfg.scale, cfg.bayes, cfg.followup.n_reps) == ("small", False, 10)
+
+
+# ------------------------------------------------------------------ the step cache (#13 item 1)
+
+def _digest(folder: Path) -> dict[str, str]:
+    """Every file of a run folder but the step cache and the fixture's console copy."""
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and ".steps" not in p.parts
+            and p.name != "console.txt"}
+
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _ran_and_reused(output: str) -> tuple[set[str], set[str]]:
+    """Step names that ran and that were reused, from the progress lines."""
+    from impact import config
+    from impact.workflow import pipeline
+
+    labels = {s.label: s.name for s in pipeline._steps(simulated=True, config=config.load(None))}
+    ran = {name for label, name in labels.items() if f"] {label} ..." in output}
+    reused = {name for label, name in labels.items() if f"] {label}: reused" in output}
+    return ran, reused
+
+
+def test_rerun_with_nothing_changed_reuses_every_step_and_writes_the_same_bytes(
+        two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    from impact.workflow import pipeline
+
+    run = _copy_run(two_runs[0], tmp_path / "again")
+    before = _digest(run)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG)
+    result = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    ran, reused = _ran_and_reused(result.output)
+    assert ran == set() and reused == set(pipeline.STEP_NAMES) - {"bayes"}  # bayes is off
+    assert "Registers: unchanged since the run that wrote this folder (not read)" in result.output
+    assert _digest(run) == before  # byte-identical, manifests included
+
+
+def test_changing_one_value_reruns_exactly_the_steps_that_read_it(
+        two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    run = _copy_run(two_runs[1], tmp_path / "changed")
+    before = _digest(run)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG.replace("n_reps = 2", "n_reps = 3")
+                   + "\n[did.primary]\nplacebo_shifts = [3]\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(cfg), "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    ran, reused = _ran_and_reused(result.output)
+    assert ran == {"diagnostics", "followup"}
+    assert reused == {"registers", "panel", "describe", "did", "intensity"}
+    after = _digest(run)
+    changed = {k for k in after if before.get(k) != after[k]}
+    assert {"private/tables/did_placebo.csv", "private/followup/simulated.csv",
+            "private/manifest.json", "release/manifest.json"} <= changed
+    # what the reused steps wrote is untouched
+    for rel in after:
+        if rel.startswith(("private/registers/", "private/figures/", "private/panel")) or rel in (
+                "private/tables/did_aggregates.csv", "private/tables/headline.csv",
+                "private/tables/did_dose_response.csv", "release/tables/headline.csv"):
+            assert rel not in changed, rel
+    man = json.loads((run / "private" / "manifest.json").read_text())
+    assert man["config"]["did"]["primary"]["placebo_shifts"] == [3]
+
+
+def test_one_step_runs_what_it_needs_and_keeps_what_is_current(
+        two_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    """A numbered script is `impact run --step`: here everything is current, so nothing runs, the
+    private/ outputs stay byte for byte and no release/ is written (that is 08_tables' job)."""
+    import subprocess
+    import sys
+
+    run = _copy_run(two_runs[0], tmp_path / "script")
+    before = _digest(run)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "analyses" / "02_describe.py"), "--config", str(cfg),
+         "--out", str(run)], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    ran, reused = _ran_and_reused(done.stderr)
+    assert ran == set() and "describe" in reused
+    assert "No release/ written" in done.stderr
+    after = _digest(run)
+    assert not (run / "release").exists() and not (run / "tables").exists()
+    def private(d: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in d.items() if k.startswith("private/")}
+
+    assert private(after) == private(before)
+    assert set(after) - set(private(after)) == {".impact-run"}

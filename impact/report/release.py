@@ -371,8 +371,8 @@ def git_state(root: str | Path | None = None) -> dict[str, Any]:
 
 
 def manifest(folder: str | Path, *, config: StudyConfig, inputs: dict[str, str],
-             data_spec: str | Path | None = None, repo: str | Path | None = None
-             ) -> dict[str, Any]:
+             data_spec: str | Path | None = None, repo: str | Path | None = None,
+             exclude: Sequence[str] = ()) -> dict[str, Any]:
     """What produced ``folder``.
 
     Parameters
@@ -388,6 +388,9 @@ def manifest(folder: str | Path, *, config: StudyConfig, inputs: dict[str, str],
         The data contract folder (default :func:`impact.spec.spec_dir`).
     repo
         The source checkout (default the one holding this package).
+    exclude
+        Names of subfolders of ``folder`` whose files are not hashed (the step cache
+        ``.steps`` of ``private/``: copies of files that are hashed where they were written).
 
     Returns
     -------
@@ -400,7 +403,8 @@ def manifest(folder: str | Path, *, config: StudyConfig, inputs: dict[str, str],
 
     folder = Path(folder)
     files = {p.relative_to(folder).as_posix(): file_sha256(p)
-             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "manifest.json"
+             and p.relative_to(folder).parts[0] not in exclude}
     versions = package_versions()
     versions["impact (source)"] = impact.__version__
     git = git_state(repo)

@@ -141,15 +141,28 @@ def run(
                                                 "see analyses/config/default.toml; without it "
                                                 "the defaults written there).")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output folder: new, empty or an earlier "
-                                      "impact run's (replaced whole).")] = Path("results"),
+                                      "impact run's (replaced whole; its steps whose inputs and "
+                                      "configuration are unchanged are reused).")
+                   ] = Path("results"),
+    step: Annotated[list[str] | None, typer.Option(
+        "--step", help="Run only this step and the steps it reads (repeatable): registers, "
+                       "panel, describe, did, intensity, diagnostics, bayes, followup, or tables "
+                       "(every step, then the disclosure checks and release/; the default).")
+                    ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Run every step again, ignoring the "
+                                        "run folder's step cache.")] = False,
 ) -> None:
-    """Run the whole study: private/ (stays on the server) and release/ (checked) under --out."""
+    """Run the study: private/ (stays on the server) and release/ (checked) under --out.
+
+    Re-running into the same folder reuses every step whose inputs, configuration keys and code
+    are unchanged (private/.steps/), so only the steps a change reaches run again.
+    """
     from impact.workflow import config as study_config
     from impact.workflow import pipeline
 
     try:
         cfg = study_config.load(config)
-        where = pipeline.run_study(data=data, out=out, config=cfg)
+        where = pipeline.run_study(data=data, out=out, config=cfg, steps=step, fresh=fresh)
     except ImpactError as err:
         _fail(err)
     typer.echo(f"results in {where} (release/ may leave the server; private/ may not)", err=True)

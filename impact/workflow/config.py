@@ -34,6 +34,7 @@ __all__ = [
     "DisclosureConfig",
     "DoseResponseConfig",
     "FollowupConfig",
+    "PrimaryConfig",
     "RunSettings",
     "StudyConfig",
     "StudySettings",
@@ -46,6 +47,7 @@ __all__ = [
 SCALES = ("small", "report", "national")
 WORLDS = ("factual", "placebo")
 TOOLS = ("flexible_letting", "municipal_referral")
+OUTCOMES = ("share_employed", "share_qualifying_edu", "mean_household_income", "share_non_western")
 #: Statistics Denmark's floor for the number of persons behind a released cell.
 MIN_N_FLOOR = 3
 
@@ -75,22 +77,44 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class StudySettings:
-    """``[study]``: the design (tools, outcomes, covariates, cluster, primary specification)."""
+    """``[study]``: the design (tools, outcomes, covariates, cluster, interval level, figures)."""
 
     tools: tuple[str, ...] = _opt(TOOLS, "letting tools studied", allowed=TOOLS, nonempty=True)
-    outcomes: tuple[str, ...] = _opt(
-        ("share_employed", "share_qualifying_edu", "mean_household_income", "share_non_western"),
-        "stock-composition outcomes (panel columns)", nonempty=True)
+    outcomes: tuple[str, ...] = _opt(OUTCOMES, "stock-composition outcomes (panel columns)",
+                                     nonempty=True)
     covariates: tuple[str, ...] = _opt(
-        ("market_type", "supported"),
-        "department covariates of the conditional specification (empty = unconditional only)")
-    cluster: str = _opt("plan_id", "cluster of the standard errors (panel column)")
-    estimator: str = _opt("att_gt", "primary estimator of the headline table",
-                          allowed=("att_gt", "twfe", "dose_response"))
-    aggregation: str = _opt("simple", "primary aggregation of att_gt",
-                            allowed=("simple", "dynamic", "group", "calendar"))
+        ("waiting_list_market", "supported_department"),
+        "covariates of the conditional att_gt specification (columns of the prepared panel, "
+        "impact.estimates.prepare; empty = unconditional only)")
+    cluster: str = _opt("plan_id", "cluster of the standard errors (panel column; a department "
+                        "without a value is its own cluster)")
     alpha: float = _opt(0.05, "1 - level of every interval", low=0, high=1, low_open=True,
                         high_open=True)
+    event_study_figures: tuple[str, ...] = _opt(
+        ("share_employed",), "outcomes whose event studies are drawn (a subset of outcomes)")
+
+
+@dataclass(frozen=True)
+class PrimaryConfig:
+    """``[did.primary]``: the primary specification (imputation DiD, every tool at once)."""
+
+    onset_lag: int = _opt(1, "years from the year a tool is agreed to the first 1-January stock "
+                          "it can move", low=0)
+    baselines: tuple[str, ...] = _opt(
+        OUTCOMES, "measures whose first-year value enters the untreated model with year-specific "
+                  "slopes (panel columns; empty = none)")
+    strata: tuple[str, ...] = _opt(
+        ("market_type", "supported_department"),
+        "year effects per cell of these department columns (prepared panel); a column with "
+        "missing values is left out, with a warning in the problems")
+    effect_by: str = _opt("market_type", "department column that separates the effects of "
+                          "overlapping tools (empty = none; left out when it has missing values)")
+    placebo_shifts: tuple[int, ...] = _opt(
+        (2,), "placebo in time: adoption moved this many years earlier (empty = none)", low=1)
+    min_treated_clusters: int = _opt(20, "fewer treated clusters and the headline's verdict is "
+                                     "'too few clusters'", low=1)
+    pretest_alpha: float = _opt(0.05, "level of the pre-trend test behind the verdict", low=0,
+                                high=1, low_open=True, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -103,15 +127,20 @@ class AttGtConfig:
     base_period: str = _opt("varying", "base period", allowed=("varying", "universal"))
     unbalanced: str = _opt("drop", "units missing a year", allowed=("error", "drop"))
     cband: bool = _opt(True, "uniform confidence bands over event times")
+    aggregations: tuple[str, ...] = _opt(("simple", "dynamic", "group"), "aggregations tabled",
+                                         allowed=("simple", "dynamic", "group", "calendar"),
+                                         nonempty=True)
 
 
 @dataclass(frozen=True)
 class TwfeConfig:
     """``[did.twfe]``: two-way fixed effects."""
 
-    treatments: tuple[str, ...] = _opt(("in_force", "intensity"),
-                                       "binary adoption and/or intensity of use",
-                                       allowed=("in_force", "intensity"), nonempty=True)
+    treatments: tuple[str, ...] = _opt(
+        ("in_force", "exposure"),
+        "treatments (column <treatment>_<tool>): binary adoption, cumulative exposure (lettings "
+        "through the tool up to t-1 per dwelling) and/or same-year intensity of use",
+        allowed=("in_force", "exposure", "intensity"), nonempty=True)
 
 
 @dataclass(frozen=True)
@@ -120,10 +149,14 @@ class DoseResponseConfig:
 
     tools: tuple[str, ...] = _opt(("flexible_letting",), "tools whose intensity is modelled",
                                   allowed=TOOLS)
+    dose: str = _opt("agreed_share_at_adoption", "dose column <dose>_<tool> (fixed when the "
+                     "plan was agreed; 0 for never-treated departments)")
     n_boot: int = _opt(199, "bootstrap draws of the dose-response bands", low=0)
+    method: str = _opt("parametric", "B-spline curve or dose bins",
+                       allowed=("parametric", "binned"))
     degree: int = _opt(1, "B-spline degree of the dose-response curve", low=1)
     num_knots: int = _opt(0, "interior knots of the dose-response curve", low=0)
-    bins: int = _opt(4, "dose bins of the binned estimates", low=1)
+    bins: int = _opt(4, "dose bins of method = \"binned\"", low=1)
     control: str = _opt("not_yet", "control group", allowed=("never", "not_yet"))
 
 
@@ -142,6 +175,7 @@ class DidConfig:
     twfe: TwfeConfig = field(default_factory=TwfeConfig)
     dose_response: DoseResponseConfig = field(default_factory=DoseResponseConfig)
     bacon: BaconConfig = field(default_factory=BaconConfig)
+    primary: PrimaryConfig = field(default_factory=PrimaryConfig)
 
 
 @dataclass(frozen=True)
@@ -362,6 +396,17 @@ def _check(value: Any, typ: Any, meta: Any, key: str, source: str) -> Any:
     """One scalar or list value against its type and rules."""
     where = f"{source}: [{key.rsplit('.', 1)[0]}].{key.rsplit('.', 1)[1]}"
     allowed = meta.get("allowed")
+    if typing.get_origin(typ) is tuple and typing.get_args(typ)[0] is int:
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ConfigError(f"{where} must be a list of integers, got {_show(value)}", key=key)
+        if meta.get("nonempty") and not value:
+            raise ConfigError(f"{where} must not be empty", key=key)
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{where} lists a value twice: {_show(value)}", key=key)
+        for v in value:
+            _check(v, int, meta, key, source)
+        return tuple(value)
     if typing.get_origin(typ) is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings, got {_show(value)}", key=key)
@@ -432,9 +477,24 @@ def _cross_check(cfg: StudyConfig, source: str) -> None:
     if b.likelihood == "binomial" and not b.trials:
         raise ConfigError(f"{source}: [bayes].trials must name the trials column when "
                           "[bayes].likelihood = \"binomial\"", key="bayes.trials")
-    if cfg.study.estimator == "dose_response" and not cfg.did.dose_response.tools:
-        raise ConfigError(f"{source}: [study].estimator = \"dose_response\" needs "
-                          "[did.dose_response].tools", key="study.estimator")
+    extra = sorted(set(cfg.study.event_study_figures) - set(cfg.study.outcomes))
+    if extra:
+        raise ConfigError(f"{source}: [study].event_study_figures names {', '.join(extra)}, which "
+                          f"[study].outcomes does not study ({', '.join(cfg.study.outcomes)})",
+                          key="study.event_study_figures")
+    for key, name in (("study.cluster", cfg.study.cluster),
+                      ("did.dose_response.dose", cfg.did.dose_response.dose),
+                      ("bayes.outcome", cfg.bayes_model.outcome),
+                      ("bayes.treatment", cfg.bayes_model.treatment),
+                      ("followup.outcome", cfg.followup.outcome)):
+        if not name.isidentifier():
+            table, _, leaf = key.rpartition(".")
+            raise ConfigError(f"{source}: [{table}].{leaf}: {name!r} is not a column name",
+                              key=key)
+    effect_by = cfg.did.primary.effect_by
+    if effect_by and not effect_by.isidentifier():
+        raise ConfigError(f"{source}: [did.primary].effect_by: {effect_by!r} is not a column name",
+                          key="did.primary.effect_by")
 
 
 def to_dict(cfg: StudyConfig) -> dict[str, Any]:

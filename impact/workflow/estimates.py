@@ -30,6 +30,7 @@ Truth (simulated registers only)
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,14 +41,18 @@ from impact import did
 from impact.did.imputation import ImputationResult
 from impact.errors import EstimationError
 from impact.simulate.truth import effect_column
+from impact.workflow.config import OUTCOMES, TOOLS, PrimaryConfig, StudyConfig
 
-TOOLS = ("flexible_letting", "municipal_referral")
-OUTCOMES = ("share_employed", "share_qualifying_edu", "mean_household_income", "share_non_western")
 CLUSTER = "cluster_plan"
-"""Cluster column the study adds: ``plan_id``, or the department itself where it has no plan."""
-MIN_TREATED_CLUSTERS = 20
-"""Fewer treated clusters than this and the headline says ``too few clusters``."""
-PRETEST_ALPHA = 0.05
+"""Cluster column the study adds: ``[study].cluster`` (``plan_id``), or the department itself
+where it has none."""
+MIN_TREATED_CLUSTERS = PrimaryConfig().min_treated_clusters
+"""Fewer treated clusters than this and the headline says ``too few clusters``
+(``[did.primary].min_treated_clusters``)."""
+PRETEST_ALPHA = PrimaryConfig().pretest_alpha
+#: The parts of :func:`estimate_all` (``impact run`` runs them as the DiD, intensity and
+#: diagnostics steps).
+PARTS = ("primary", "att_gt", "twfe", "bacon", "dose_response", "placebo")
 
 
 @dataclass
@@ -66,20 +71,22 @@ class StudyEstimates:
     figures: dict[str, object] = field(default_factory=dict)
 
 
-def prepare(panel: pd.DataFrame) -> pd.DataFrame:
+def prepare(panel: pd.DataFrame, *, cluster: str = "plan_id",
+            baselines: Collection[str] = OUTCOMES) -> pd.DataFrame:
     """The panel with the study's derived columns.
 
-    Adds ``cluster_plan`` (plan, or the department's own cluster), ``baseline_<measure>`` (the
-    department's stock measures in the panel's first year: pre-adoption for every cohort the
-    estimators use), ``waiting_list_market`` and ``supported_department`` (0/1), and
-    ``exposure_<tool>`` filled with 0 where missing.
+    Adds ``cluster_plan`` (the ``cluster`` column's value, by default the plan, or the
+    department's own cluster where it has none), ``baseline_<measure>`` for each of
+    ``baselines`` (the department's stock measures in the panel's first year: pre-adoption for
+    every cohort the estimators use), ``waiting_list_market`` and ``supported_department`` (0/1),
+    and ``exposure_<tool>`` filled with 0 where missing.
     """
     data = panel.copy()
-    plan = data["plan_id"]
+    plan = data[cluster]
     data[CLUSTER] = np.where(plan.isna(), "department:" + data["department_id"].astype(str),
-                             "plan:" + plan.astype(str))
+                             cluster.removesuffix("_id") + ":" + plan.astype(str))
     first = data[data["year"] == data["year"].min()].set_index("department_id")
-    for outcome in OUTCOMES:
+    for outcome in baselines:
         data[f"baseline_{outcome}"] = data["department_id"].map(first[outcome])
     if "market_type" in data and data["market_type"].notna().all():
         data["waiting_list_market"] = (data["market_type"] == "waiting_list").astype(float)
@@ -90,20 +97,40 @@ def prepare(panel: pd.DataFrame) -> pd.DataFrame:
     return data
 
 
-def _strata(data: pd.DataFrame) -> list[str]:
-    return (["market_type", "supported_department"] if "waiting_list_market" in data
-            else ["supported_department"])
+def primary_options(data: pd.DataFrame, spec: PrimaryConfig | None = None,
+                    tools: tuple[str, ...] = TOOLS) -> dict[str, object]:
+    """The options of :func:`impact.did.imputation` behind the primary specification.
+
+    From ``spec`` (``[did.primary]``, default :class:`~impact.workflow.config.PrimaryConfig`): a
+    stratum or ``effect_by`` column that is absent or has missing values is left out with a
+    warning (e.g. ``market_type`` on registers without it).
+    """
+    spec = spec or PrimaryConfig()
+
+    def usable(column: str) -> bool:
+        ok = column in data and bool(data[column].notna().all())
+        if not ok:
+            warnings.warn(f"primary specification: {column!r} is missing or incomplete in the "
+                          "panel and is left out of the design", UserWarning, stacklevel=3)
+        return ok
+
+    return {"cohorts": [f"cohort_{t}" for t in tools], "unit": "department_id", "time": "year",
+            "onset_lag": spec.onset_lag, "strata": [c for c in spec.strata if usable(c)],
+            "covariates": [f"baseline_{m}" for m in spec.baselines],
+            "effect_by": spec.effect_by if spec.effect_by and usable(spec.effect_by) else None,
+            "cluster": CLUSTER}
 
 
 def primary(data: pd.DataFrame, outcome: str, *, n_boot: int, seed: int,
-            tools: tuple[str, ...] = TOOLS) -> ImputationResult:
-    """The primary specification for one outcome (every tool at once); see the module docstring."""
-    return did.imputation(
-        data, outcome, cohorts=[f"cohort_{t}" for t in tools], unit="department_id",
-        time="year", onset_lag=1, strata=_strata(data),
-        covariates=[f"baseline_{o}" for o in OUTCOMES], effect_by=(
-            "market_type" if "waiting_list_market" in data else None),
-        cluster=CLUSTER, n_boot=n_boot, seed=seed, persons=persons_of(data, outcome))
+            tools: tuple[str, ...] = TOOLS, spec: PrimaryConfig | None = None,
+            alpha: float = 0.05) -> ImputationResult:
+    """The primary specification for one outcome (every tool at once); see the module docstring.
+
+    ``spec`` is ``[did.primary]`` (default :class:`~impact.workflow.config.PrimaryConfig`).
+    """
+    return did.imputation(data, outcome, **primary_options(data, spec, tools),  # type: ignore[arg-type]
+                          n_boot=n_boot, seed=seed, alpha=alpha,
+                          persons=persons_of(data, outcome))
 
 
 def primary_truth(result: ImputationResult, truth: pd.DataFrame, outcome: str) -> pd.DataFrame:
@@ -157,14 +184,16 @@ def true_simple_att(panel: pd.DataFrame, truth: pd.DataFrame, outcome: str, tool
     return float(att_gt_truth(panel, truth, outcome, tool)["simple"])  # type: ignore[arg-type]
 
 
-def verdict(*, estimate: float, pretest_p_value: float, n_treated_clusters: int) -> str:
+def verdict(*, estimate: float, pretest_p_value: float, n_treated_clusters: int,
+            min_treated_clusters: int = MIN_TREATED_CLUSTERS,
+            pretest_alpha: float = PRETEST_ALPHA) -> str:
     """A word a reader can act on: ``credible``, ``pre-trends rejected``, ``too few clusters``,
-    ``not estimable``."""
+    ``not estimable`` (thresholds: ``[did.primary]``)."""
     if not np.isfinite(estimate):
         return "not estimable"
-    if n_treated_clusters < MIN_TREATED_CLUSTERS:
+    if n_treated_clusters < min_treated_clusters:
         return "too few clusters"
-    if np.isfinite(pretest_p_value) and pretest_p_value < PRETEST_ALPHA:
+    if np.isfinite(pretest_p_value) and pretest_p_value < pretest_alpha:
         return "pre-trends rejected"
     return "credible"
 
@@ -207,30 +236,26 @@ ESTIMAND = ("ATT over department-years from the year after adoption, tool-specif
             "its factual path)")
 
 
-def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_boot: int = 999,
-                 seed: int = 0, tools: tuple[str, ...] = TOOLS,
-                 outcomes: tuple[str, ...] = OUTCOMES, primary_boot: int = 199,
-                 contrasts: bool = True, placebo_shifts: tuple[int, ...] = (2,)
+def estimate_all(panel: pd.DataFrame, config: StudyConfig | None = None, *,
+                 truth: pd.DataFrame | None = None, parts: Collection[str] = PARTS
                  ) -> StudyEstimates:
-    """Run every estimator of the study.
+    """Run the study's estimators with the choices of ``config``.
 
     Parameters
     ----------
     panel
         ``Panel.frame`` from :func:`impact.panel.build`.
+    config
+        The study configuration (default :class:`~impact.workflow.config.StudyConfig`): tools,
+        outcomes, covariates, cluster and level from ``[study]``, each estimator's options from
+        its ``[did.*]`` table, the bootstrap sizes and seed from ``[run]``.
     truth
         The simulator's truth table (adds ``truth`` columns).
-    n_boot
-        Multiplier-bootstrap draws for ``att_gt`` (0 = analytic SEs).
-    seed
-        Seed of every bootstrap.
-    primary_boot
-        Cluster-bootstrap replications of the primary specification.
-    contrasts
-        Also run the contrast estimators (att_gt, TWFE, dose response, Bacon).
-    placebo_shifts
-        Placebo in time of the primary specification: adoption moved this many years earlier
-        on the truly untreated years (:func:`impact.diagnostics.placebo_time`); () = none.
+    parts
+        Which of :data:`PARTS` to run: ``primary`` (the headline), the contrasts ``att_gt``,
+        ``twfe``, ``bacon``, ``dose_response``, and ``placebo`` (placebo in time of the primary
+        specification, :func:`impact.diagnostics.placebo_time`). The tables of parts not run
+        are empty.
 
     Returns
     -------
@@ -238,48 +263,71 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
         An estimator that cannot run on the data is listed in ``problems`` with its message, never
         silently skipped.
     """
-    data = prepare(panel)
+    cfg = config or StudyConfig()
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise EstimationError(f"estimate_all: unknown part(s) {unknown}; choose from {PARTS}")
+    study, d, seed = cfg.study, cfg.did, cfg.seed
+    tools, outcomes = tuple(study.tools), tuple(study.outcomes)
+    uses_primary = bool({"primary", "placebo"} & set(parts))
+    data = prepare(panel, cluster=study.cluster,
+                   baselines=d.primary.baselines if uses_primary else OUTCOMES)
     heads, prim, aggs, cells, twfes, doses, bacons, problems = [], [], [], [], [], [], [], []
     figures: dict[str, object] = {}
-    for outcome in outcomes:
-        _primary(data, outcome, tools, truth=truth, n_boot=primary_boot, seed=seed, heads=heads,
-                 prim=prim, problems=problems, figures=figures)
-    if contrasts:
-        specs: list[tuple[str, list[str] | None]] = [("none", None)]
-        if "waiting_list_market" in data:
-            specs.append(("market+supported", ["waiting_list_market", "supported_department"]))
-        for tool in tools:
-            for outcome in outcomes:
-                key = {"tool": tool, "outcome": outcome}
+    if "primary" in parts:
+        for outcome in outcomes:
+            _primary(data, outcome, tools, truth=truth, config=cfg, heads=heads, prim=prim,
+                     problems=problems, figures=figures)
+    specs: list[tuple[str, list[str] | None]] = [("none", None)]
+    if "att_gt" in parts and study.covariates:
+        absent = [c for c in study.covariates if c not in data]
+        if absent:
+            problems.append({"tool": "all", "outcome": "all", "estimator": "att_gt",
+                             "kind": "not run",
+                             "message": f"conditional specification: {', '.join(absent)} not in "
+                                        "the prepared panel"})
+        else:
+            specs.append(("+".join(study.covariates), list(study.covariates)))
+    for tool in tools:
+        for outcome in outcomes:
+            key = {"tool": tool, "outcome": outcome}
+            if "att_gt" in parts:
                 for spec_name, covariates in specs:
                     _att_gt(data, outcome, tool, covariates, {**key, "covariates": spec_name},
-                            truth=truth, n_boot=n_boot, seed=seed, aggs=aggs, cells=cells,
-                            problems=problems,
+                            truth=truth, config=cfg, aggs=aggs, cells=cells, problems=problems,
                             figures=figures if spec_name == "none" else None)
-                _twfe(data, outcome, tool, key, twfes, problems)
-                if tool == "flexible_letting":
-                    _dose(data, outcome, tool, key, truth=truth, seed=seed, doses=doses,
-                          problems=problems)
-            try:
-                bacons.append(did.bacon(data, "share_employed", f"in_force_{tool}",
-                                        persons=persons_of(data, "share_employed")).tidy()
-                              .assign(tool=tool, outcome="share_employed"))
-            except EstimationError as err:
-                problems.append({"tool": tool, "outcome": "share_employed", "estimator": "bacon",
-                                 "kind": "error", "message": str(err)})
+            if "twfe" in parts:
+                _twfe(data, outcome, tool, key, twfes, problems, config=cfg)
+            if "dose_response" in parts and tool in d.dose_response.tools:
+                _dose(data, outcome, tool, key, truth=truth, config=cfg, doses=doses,
+                      problems=problems)
+        if "bacon" in parts:
+            for outcome in d.bacon.outcomes:
+                try:
+                    bacons.append(did.bacon(data, outcome, f"in_force_{tool}",
+                                              persons=persons_of(data, outcome)).tidy()
+                                  .assign(tool=tool, outcome=outcome))
+                except EstimationError as err:
+                    problems.append({"tool": tool, "outcome": outcome, "estimator": "bacon",
+                                     "kind": "error", "message": str(err)})
 
     def cat(parts: list[pd.DataFrame]) -> pd.DataFrame:
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
     placebo = pd.DataFrame()
-    if placebo_shifts:
+    if "placebo" in parts and d.primary.placebo_shifts:
         from impact.diagnostics import placebo_time
+
+        def estimator(sub: pd.DataFrame, outcome: str) -> ImputationResult:
+            return primary(sub, outcome, n_boot=cfg.primary_boot, seed=seed, tools=tools,
+                           spec=d.primary, alpha=study.alpha)
 
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                placebo = placebo_time(data, list(outcomes), shifts=placebo_shifts,
-                                       tools=tools, n_boot=primary_boot, seed=seed)
+                placebo = placebo_time(data, list(outcomes), shifts=d.primary.placebo_shifts,
+                                       tools=tools, onset_lag=d.primary.onset_lag,
+                                       estimator=estimator, n_boot=cfg.primary_boot, seed=seed)
             problems += [{"tool": "all", "outcome": "all", "estimator": "placebo_time",
                           "kind": "warning", "message": str(w.message)} for w in caught]
         except EstimationError as err:
@@ -297,19 +345,21 @@ def estimate_all(panel: pd.DataFrame, *, truth: pd.DataFrame | None = None, n_bo
 
 
 def _primary(data: pd.DataFrame, outcome: str, tools: tuple[str, ...], *,
-             truth: pd.DataFrame | None, n_boot: int, seed: int, heads: list[dict],
+             truth: pd.DataFrame | None, config: StudyConfig, heads: list[dict],
              prim: list[pd.DataFrame], problems: list[dict], figures: dict[str, object]) -> None:
+    spec, cluster = config.did.primary, config.study.cluster
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = primary(data, outcome, n_boot=n_boot, seed=seed, tools=tools)
+            res = primary(data, outcome, n_boot=config.primary_boot, seed=config.seed,
+                          tools=tools, spec=spec, alpha=config.study.alpha)
         problems += [{"tool": "all", "outcome": outcome, "estimator": "imputation",
                       "kind": "warning", "message": str(w.message)} for w in caught]
     except EstimationError as err:
         problems.append({"tool": "all", "outcome": outcome, "estimator": "imputation",
                          "kind": "error", "message": str(err)})
         return
-    tidy = res.tidy().assign(outcome=outcome, cluster="plan_id",
+    tidy = res.tidy().assign(outcome=outcome, cluster=cluster,
                              n_clusters=res.settings["n_clusters"])
     if truth is not None:
         tidy = tidy.merge(primary_truth(res, truth, outcome),
@@ -325,15 +375,17 @@ def _primary(data: pd.DataFrame, outcome: str, tools: tuple[str, ...], *,
         head = {"tool": row.tool, "outcome": outcome, "subgroup": "all", "estimand": ESTIMAND,
                 "estimate": row.estimate, "se": row.se, "lower": row.lower, "upper": row.upper,
                 "n_departments": int(row.n_units_treated), "n_department_years": int(row.n_obs_treated),
-                "n_treated_clusters": n_cl, "cluster": "plan_id", "pretest_p_value": p,
+                "n_treated_clusters": n_cl, "cluster": cluster, "pretest_p_value": p,
                 "verdict": verdict(estimate=row.estimate, pretest_p_value=p,
-                                   n_treated_clusters=n_cl),
+                                   n_treated_clusters=n_cl,
+                                   min_treated_clusters=spec.min_treated_clusters,
+                                   pretest_alpha=spec.pretest_alpha),
                 **diag, "mde_80": MDE_FACTOR * row.se}
         if truth is not None:
             sel = (tidy["tool"] == row.tool) & (tidy["term"] == "att")
             head["truth"] = float(tidy.loc[sel, "truth"].iloc[0])
         heads.append(head)
-    if outcome == "share_employed":
+    if outcome in config.study.event_study_figures:
         for tool in tools:
             figures[f"event_study_primary_{tool}_{outcome}"] = _event_plot(
                 tidy[(tidy["tool"] == tool) & (tidy["term"] == "event_time")], tool, outcome)
@@ -370,29 +422,39 @@ def persons_of(data: pd.DataFrame, outcome: str) -> str | None:
 
 
 def _twfe(data: pd.DataFrame, outcome: str, tool: str, key: dict[str, str],
-          twfes: list[pd.DataFrame], problems: list[dict]) -> None:
-    for treatment in (f"in_force_{tool}", f"exposure_{tool}"):
+          twfes: list[pd.DataFrame], problems: list[dict], *, config: StudyConfig) -> None:
+    for treatment in (f"{t}_{tool}" for t in config.did.twfe.treatments):
         try:
-            tw = did.twfe(data, outcome, treatment, cluster=CLUSTER,
+            tw = did.twfe(data, outcome, treatment, cluster=CLUSTER, alpha=config.study.alpha,
                           persons=persons_of(data, outcome))
-            twfes.append(tw.tidy().assign(**key, treatment=treatment, cluster="plan_id"))
+            twfes.append(tw.tidy().assign(**key, treatment=treatment,
+                                          cluster=config.study.cluster))
         except EstimationError as err:
             problems.append({**key, "estimator": "twfe", "kind": "error", "message": str(err)})
 
 
 def _dose(data: pd.DataFrame, outcome: str, tool: str, key: dict[str, str], *,
-          truth: pd.DataFrame | None, seed: int, doses: list[pd.DataFrame],
+          truth: pd.DataFrame | None, config: StudyConfig, doses: list[pd.DataFrame],
           problems: list[dict]) -> None:
-    """Dose response with the agreed share at adoption as the dose (fixed when the plan was agreed;
-    the realised intensity responds to vacancies and referral, i.e. to post-treatment events)."""
-    dose = f"agreed_share_at_adoption_{tool}"
+    """Dose response (``[did.dose_response]``); the default dose, the agreed share at adoption, is
+    fixed when the plan was agreed (the realised intensity responds to vacancies and referral,
+    i.e. to post-treatment events)."""
+    opts = config.did.dose_response
+    dose = f"{opts.dose}_{tool}"
+    if dose not in data:
+        problems.append({**key, "estimator": "dose_response", "kind": "error",
+                         "message": f"dose column {dose!r} not in the panel"})
+        return
     sub = data.copy()
     sub["dose__"] = sub[dose].fillna(0.0).where(sub[f"cohort_{tool}"] > 0, 0.0)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             dr = did.dose_response(sub, outcome, dose="dose__", cohort=f"cohort_{tool}",
-                                   n_boot=199, seed=seed, cluster=CLUSTER,
+                                   method=opts.method, degree=opts.degree,
+                                   num_knots=opts.num_knots, bins=opts.bins,
+                                   control=opts.control, n_boot=opts.n_boot, seed=config.seed,
+                                   alpha=config.study.alpha, cluster=CLUSTER,
                                    persons=persons_of(sub, outcome))
         problems += [{**key, "estimator": "dose_response", "kind": "warning",
                       "message": str(w.message)} for w in caught]
@@ -408,15 +470,20 @@ def _dose(data: pd.DataFrame, outcome: str, tool: str, key: dict[str, str], *,
 
 
 def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] | None,
-            key: dict[str, str], *, truth: pd.DataFrame | None, n_boot: int, seed: int,
+            key: dict[str, str], *, truth: pd.DataFrame | None, config: StudyConfig,
             aggs: list[dict], cells: list[pd.DataFrame], problems: list[dict],
             figures: dict[str, object] | None) -> None:
-    """One att_gt fit with its aggregations appended to the running tables."""
+    """One att_gt fit (``[did.att_gt]``) with its aggregations appended to the running tables."""
+    o, cluster = config.did.att_gt, config.study.cluster
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = did.att_gt(data, outcome, "department_id", "year", f"cohort_{tool}",
-                             covariates=covariates, n_boot=n_boot, seed=seed, unbalanced="drop",
+                             covariates=covariates, control=o.control,  # type: ignore[arg-type]
+                             method=o.method, anticipation=o.anticipation,  # type: ignore[arg-type]
+                             base_period=o.base_period,  # type: ignore[arg-type]
+                             n_boot=config.n_boot, seed=config.seed, alpha=config.study.alpha,
+                             cband=o.cband, unbalanced=o.unbalanced,  # type: ignore[arg-type]
                              cluster=CLUSTER, persons=persons_of(data, outcome))
         problems += [{**key, "estimator": "att_gt", "kind": "warning", "message": str(w.message)}
                      for w in caught]
@@ -424,10 +491,10 @@ def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] |
         problems.append({**key, "estimator": "att_gt", "kind": "error", "message": str(err)})
         return
     true = att_gt_truth(data, truth, outcome, tool, covariates=covariates) if truth is not None else {}
-    cells.append(res.att_gt.assign(**key, cluster="plan_id"))
+    cells.append(res.att_gt.assign(**key, cluster=cluster))
     support = ["n_units", "n_persons", "n_units_treated", "n_units_control",
                "n_persons_treated", "n_persons_control", "df_resid"]
-    for kind in ("simple", "dynamic", "group"):
+    for kind in o.aggregations:
         tidy = res.aggregate(kind, na_rm=True).tidy()
         by_truth = true.get(f"{kind}_by", {})
         for r in tidy.to_dict("records"):
@@ -435,15 +502,17 @@ def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] |
             row = {**key, "aggregation": kind,
                    "key": "overall" if overall else str(float(r["key"])),
                    **{c: r[c] for c in ("estimate", "se", "lower", "upper", *support)},
-                   "cluster": "plan_id"}
+                   "cluster": cluster}
             if kind == "simple":
                 row["pretest_p_value"] = res.pretest.p_value if res.pretest else np.nan
             if truth is not None:
                 row["truth"] = (true.get(kind, np.nan) if overall
                                 else by_truth.get(row["key"], np.nan))
             aggs.append(row)
-    if figures is not None and outcome == "share_employed":
+    if figures is not None and outcome in config.study.event_study_figures:
         fig = res.aggregate("dynamic", na_rm=True).plot()
+        controls = o.control.replace("_", "-")
         fig.axes[0].set_title(f"{outcome} by years since adoption of {tool.replace('_', ' ')} "
-                              "(att_gt, dr, never-treated controls: naive contrast)", fontsize=9)
+                              f"(att_gt, {o.method}, {controls}-treated controls: naive "
+                              "contrast)", fontsize=9)
         figures[f"event_study_{tool}_{outcome}"] = fig

@@ -17,16 +17,28 @@ and ``private/`` and ``release/`` each carry a ``manifest.json`` (file and input
 seed, versions, git commit and dirty flag, data_spec hash). Nothing is written when the
 configuration or the input data fail validation. A folder holding other files is refused; the
 folder of an earlier ``impact run`` (marked by :data:`RUN_MARKER`) is replaced whole.
+
+Steps (:data:`STEP_NAMES`; ``impact run --step NAME`` and the numbered scripts of ``analyses/``
+run one and what it needs): ``registers`` (simulated registers written out), ``panel``,
+``describe``, ``did`` (headline, contrasts, subgroups, channels), ``intensity`` (dose response),
+``diagnostics`` (placebo in time), ``bayes``, ``followup``, and ``tables`` (disclosure checks,
+``release/``, manifests; every step before it). Replacing a run folder keeps its step cache
+(:mod:`impact.workflow.steps`): a step whose key (its inputs, the configuration keys it reads,
+the code) is unchanged is not run again but put back from the cache, so re-running with nothing
+changed writes the same bytes, and changing one configuration value re-runs exactly the steps
+that read it and those downstream of them. ``fresh=True`` (``--fresh``) runs every step.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import shutil
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,8 +47,19 @@ import pandas as pd
 
 from impact import io, spec
 from impact.errors import EstimationError, ImpactError
-from impact.registers import Registers
+from impact.registers import TABLES, Registers
 from impact.workflow.config import StudyConfig, config_hash, load
+from impact.workflow.steps import (
+    CACHE_DIR,
+    Step,
+    StepCache,
+    apply_delta,
+    code_key,
+    restricted,
+    state_delta,
+    state_marks,
+    step_key,
+)
 
 #: File that marks a folder written by ``impact run`` (so a later run may replace it).
 RUN_MARKER = ".impact-run"
@@ -66,17 +89,24 @@ class Progress:
         yield
         print(f"      done in {time.perf_counter() - start:.1f} s", file=self.stream, flush=True)
 
+    def note(self, label: str, what: str) -> None:
+        """A step that is not run: reused from the cache, or not part of this run."""
+        self.n += 1
+        print(f"[{self.n}/{self.total}] {label}: {what}", file=self.stream, flush=True)
 
-def load_inputs(data: Path | None, config: StudyConfig, progress: Progress
-                ) -> tuple[Registers, dict[str, str]]:
-    """Read and validate register files, or simulate them. Returns registers and input hashes."""
+
+def load_inputs(data: Path | None, config: StudyConfig, progress: Progress,
+                hashes: dict[str, str] | None = None) -> tuple[Registers, dict[str, str]]:
+    """Read and validate register files, or simulate them. Returns registers and input hashes
+    (``hashes``: the register files' hashes, when already computed)."""
     if data is not None:
         with progress.step(f"Reading registers from {data}"):
             registers = io.read_registers(data)
-            hashes = {}
-            for table in registers.tables():
-                path = io.table_path(Path(data), table)
-                hashes[str(path.name)] = io.file_sha256(path)  # type: ignore[union-attr]
+            if hashes is None:
+                hashes = {}
+                for table in registers.tables():
+                    path = io.table_path(Path(data), table)
+                    hashes[str(path.name)] = io.file_sha256(path)  # type: ignore[union-attr]
     else:
         from impact import simulate
 
@@ -92,7 +122,28 @@ def load_inputs(data: Path | None, config: StudyConfig, progress: Progress
     return registers, hashes
 
 
-Step = Callable[[Registers, Path, StudyConfig, dict[str, Any]], None]
+def _input_key(data: Path | None, config: StudyConfig) -> tuple[str, dict[str, str] | None]:
+    """The key of the run's inputs and, for register files, their hashes (as in the manifest).
+
+    Register files: the SHA-256 of every table file (and ``truth.parquet``); a missing file gives
+    a key no cache holds, so the inputs are read (and the problem reported) before anything is
+    written. Simulated registers: the simulator's settings (``[run]`` seed, scale, effect_scale,
+    world) and the code (in every step's key).
+    """
+    if data is None:
+        r = config.run
+        payload: dict[str, Any] = {"simulated": [r.seed, r.scale, r.effect_scale, r.world]}
+        return hashlib.sha256(json.dumps(payload).encode()).hexdigest(), None
+    hashes: dict[str, str] = {}
+    for table in TABLES:
+        path = io.table_path(Path(data), table)
+        if path is None:
+            return f"incomplete:{time.time_ns()}", None
+        hashes[path.name] = io.file_sha256(path)
+    truth = Path(data) / "truth.parquet"
+    extra = {"truth.parquet": io.file_sha256(truth)} if truth.is_file() else {}
+    payload = {"files": {**hashes, **extra}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(), hashes
 
 
 def check_output_folder(out: Path) -> None:
@@ -110,29 +161,49 @@ def check_output_folder(out: Path) -> None:
                           "an empty or new folder (an earlier impact run folder is replaced whole)")
 
 
-def _fresh_output_folder(out: Path) -> None:
-    """Empty (an earlier run's) or create ``out`` and mark it as an impact run folder."""
+def _fresh_output_folder(out: Path, *, keep_cache: bool = False) -> None:
+    """Empty (an earlier run's) or create ``out`` and mark it as an impact run folder.
+
+    ``keep_cache``: everything goes but the step cache (:data:`impact.workflow.steps.CACHE_DIR`).
+    """
     check_output_folder(out)
+    cache = out / CACHE_DIR
     if out.is_dir():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+        for path in out.iterdir():
+            if keep_cache and path.name == CACHE_DIR.parts[0] and cache.is_dir():
+                for inner in path.iterdir():
+                    if inner != cache:
+                        shutil.rmtree(inner) if inner.is_dir() else inner.unlink()
+            else:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    if not keep_cache:
+        shutil.rmtree(cache, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / RUN_MARKER).write_text("written by impact run; the next run into this folder "
-                                  "replaces it whole\n")
+                                  "replaces it whole (reusing unchanged steps)\n")
 
 
 def run_study(*, data: str | Path | None = None, out: str | Path = "results",
-              config: StudyConfig | None = None, progress: Progress | None = None) -> Path:
-    """Run every step of the study and write ``private/``, ``release/`` and the manifests.
+              config: StudyConfig | None = None, progress: Progress | None = None,
+              steps: Collection[str] | None = None, fresh: bool = False) -> Path:
+    """Run the steps of the study and write ``private/``, ``release/`` and the manifests.
 
     Parameters
     ----------
     data
         Folder of register tables; ``None`` = ``[data].root`` of the config, or the simulator.
     out
-        Output folder: new, empty or an earlier impact run's (replaced whole). Written only after
-        the inputs passed validation.
+        Output folder: new, empty or an earlier impact run's (replaced whole; its unchanged steps
+        are reused). Written only after the inputs passed validation.
     config
         The study configuration; default :class:`impact.config.StudyConfig`.
+    steps
+        Names of :data:`STEP_NAMES` to run (each with the steps it reads); ``None`` or one of
+        them ``"tables"``: every step, then the disclosure checks, ``release/`` and its manifest.
+        Steps not asked for are still put back from the cache when their key is unchanged, so the
+        folder holds every output that is current.
+    fresh
+        Ignore the cache: run every step asked for.
 
     Returns
     -------
@@ -144,30 +215,76 @@ def run_study(*, data: str | Path | None = None, out: str | Path = "results",
     DataSpecError
         If the registers break the data contract (nothing is written then).
     ImpactError
-        If ``out`` holds files that are not an earlier run's (nothing is written).
+        If ``out`` holds files that are not an earlier run's, or a step is unknown or switched
+        off in the configuration (nothing is written).
     """
     config = config or StudyConfig()
     data_path = Path(data) if data is not None else config.data_root
     out = Path(out)
     check_output_folder(out)
-    steps = _steps(simulated=data_path is None, config=config)
-    progress = progress or Progress(total=2 + len(steps) + 1)
-    registers, hashes = load_inputs(data_path, config, progress)
-    _fresh_output_folder(out)
-    (out / "private").mkdir()
+    plan_steps = _steps(simulated=data_path is None, config=config)
+    names = [s.name for s in plan_steps]
+    release = steps is None or "tables" in steps
+    wanted = set(names) if release else _wanted(steps or (), names, data_path, config)
+    required = _upstream(wanted, plan_steps)
+    cache = StepCache(out)
+    reuse = not fresh and (out / RUN_MARKER).is_file()
+    code = code_key()
+    inputs, file_hashes = _input_key(data_path, config)
+    keys: dict[str, str] = {}
+    plan: dict[str, str] = {}
+    for step in plan_steps:
+        keys[step.name] = step_key(step, config, upstream=keys, inputs=inputs, code=code)
+        plan[step.name] = ("reuse" if reuse and cache.has(step.name, keys[step.name]) else
+                           "run" if step.name in required else "absent")
+    hashes = _cached_inputs(cache, inputs) if reuse else None
+    load = hashes is None or any(plan[s.name] == "run" and s.registers for s in plan_steps)
+    progress = progress or Progress(total=2 + len(plan_steps) + int(release))
+    registers: Registers | None = None
+    if load:
+        registers, hashes = load_inputs(data_path, config, progress, hashes=file_hashes)
+    else:
+        progress.note("Registers", "unchanged since the run that wrote this folder (not read)")
+        progress.note("Validation against data_spec/", "passed on these inputs in that run")
+    assert hashes is not None
+    _fresh_output_folder(out, keep_cache=reuse)
+    (out / "private").mkdir(exist_ok=True)
     state: dict[str, Any] = {"simulated": data_path is None, "release": [], "figures": [],
                              "problems": [], "closing": []}
-    for label, fn in steps:
-        with progress.step(label):
-            fn(registers, out, config, state)
+    for step in plan_steps:
+        if plan[step.name] == "reuse":
+            progress.note(step.label, "reused (its inputs and configuration are unchanged)")
+            apply_delta(state, cache.restore(step.name))
+            continue
+        if plan[step.name] == "absent":
+            progress.note(step.label, "not run (not asked for, and not in the cache)")
+            continue
+        before, marks = cache.snapshot(), state_marks(state)
+        with progress.step(step.label):
+            step.run(registers if step.registers else None, out,
+                     restricted(config, step.config, step.name), state)
+        cache.store(step.name, keys[step.name], before, state_delta(marks, state))
+    _store_inputs(cache, inputs, hashes)
+    cache.keep_only([*STEP_NAMES, "inputs"])
+    _posterior_config(out, config)
+    stream = progress.stream
+    if not release:
+        problems = _problems(out, state)
+        from impact.report.release import write_manifest
+
+        write_manifest(out / "private", config=config, inputs=hashes, exclude=(CACHE_DIR.name,))
+        _print_problems(problems, stream)
+        done = [n for n in names if plan[n] != "absent"]
+        print(f"\nSteps in {out}: {', '.join(done)}. No release/ written: run every step "
+              "(impact run, or analyses/08_tables.py) for the disclosure checks.", file=stream)
+        return out
     with progress.step("Disclosure checks: release/; manifests of release/ and private/"):
         released = _release(out, config, state)
         problems = _problems(out, state)
         from impact.report.release import write_manifest
 
         for folder in ("private", "release"):
-            write_manifest(out / folder, config=config, inputs=hashes)
-    stream = progress.stream
+            write_manifest(out / folder, config=config, inputs=hashes, exclude=(CACHE_DIR.name,))
     for line in state["closing"]:
         print(line, file=stream)
     _print_problems(problems, stream)
@@ -182,6 +299,69 @@ def run_study(*, data: str | Path | None = None, out: str | Path = "results",
           f"review); {out / 'private'}/ holds microdata and unchecked outputs and stays on it.",
           file=stream)
     return out
+
+
+def _wanted(steps: Collection[str], names: list[str], data: Path | None,
+            config: StudyConfig) -> set[str]:
+    """The steps asked for, checked (an unknown or switched-off step is an error)."""
+    wanted = set()
+    for name in steps:
+        if name in names:
+            wanted.add(name)
+        elif name == "registers" and data is not None:
+            continue  # read from --data: nothing to write
+        elif name == "bayes" and not config.bayes:
+            raise ImpactError("--step bayes: the Bayesian model is switched off "
+                              "([bayes].enabled = false)")
+        elif name == "followup" and not config.followup.enabled:
+            raise ImpactError("--step followup: the follow-up design is switched off "
+                              "([followup].enabled = false)")
+        else:
+            raise ImpactError(f"--step {name}: no such step; steps: {', '.join(STEP_NAMES)}, "
+                              "tables")
+    return wanted
+
+
+def _upstream(wanted: set[str], steps: list[Step]) -> set[str]:
+    """``wanted`` and every step they read, transitively."""
+    by_name = {s.name: s for s in steps}
+    todo, seen = list(wanted), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [a for a in by_name[name].after if a in by_name]
+    return seen
+
+
+def _cached_inputs(cache: StepCache, key: str) -> dict[str, str] | None:
+    """The input hashes recorded for this input key, or None."""
+    try:
+        entry = json.loads((cache.folder / "inputs" / "entry.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return entry["hashes"] if entry.get("key") == key else None
+
+
+def _store_inputs(cache: StepCache, key: str, hashes: dict[str, str]) -> None:
+    folder = cache.folder / "inputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "entry.json").write_text(json.dumps({"key": key, "hashes": hashes}, indent=1,
+                                                  sort_keys=True))
+
+
+def _posterior_config(out: Path, config: StudyConfig) -> None:
+    """``private/bayes/posterior_config.json``: the posterior with the hash of the run's whole
+    configuration (written by every run that holds a posterior, so a reused posterior carries
+    the configuration of the run it is part of; its own settings are unchanged by construction)."""
+    folder = out / "private" / "bayes"
+    if not (folder / "posterior.nc").is_file():
+        return
+    (folder / "posterior_config.json").write_text(json.dumps(
+        {"study_config_sha256": config_hash(config),
+         "bayes": dataclasses.asdict(config.bayes_model)}, indent=2, sort_keys=True,
+        default=str) + "\n")
 
 
 def _write_registers(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
@@ -226,45 +406,76 @@ def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[
     state["figures"] += figures
 
 
-def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
-              ) -> None:
-    from impact.workflow import outputs
+def _estimates(registers: Registers | None, out: Path, config: StudyConfig,
+               state: dict[str, Any], *, parts: tuple[str, ...], step: str) -> Any:
+    """:func:`impact.estimates.estimate_all` for ``parts``; its problems (and any warning it did
+    not record itself) go to the run's problems under ``step``; its figures to
+    ``private/figures/``."""
     from impact.workflow.estimates import estimate_all
 
     frame = state["panel"].frame
+    truth = registers.truth if registers is not None else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = estimate_all(frame, truth=registers.truth, n_boot=config.n_boot, seed=config.seed,
-                           tools=config.study.tools, outcomes=config.study.outcomes,
-                           primary_boot=config.primary_boot)
+        est = estimate_all(frame, config, truth=truth, parts=parts)
     # warnings estimate_all did not record itself (e.g. from aggregations and plots)
-    state["problems"] += [{"step": "estimates", "tool": "", "outcome": "",
+    state["problems"] += [{"step": step, "tool": "", "outcome": "",
                            "estimator": "(not attributed)", "kind": "warning",
                            "message": str(w.message)} for w in caught]
-    tables = out / "private" / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    est.headline.to_csv(tables / "headline.csv", index=False)
-    for name in ("primary", "placebo", "aggregates", "att_gt", "twfe", "dose_response", "bacon",
-                 "problems"):
-        getattr(est, name).to_csv(tables / f"did_{name}.csv", index=False)
+    state["problems"] += [{"step": step, **r} for r in est.problems.to_dict("records")]
+    (out / "private" / "tables").mkdir(parents=True, exist_ok=True)
     figures = out / "private" / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for name, fig in est.figures.items():
         fig.savefig(figures / f"{name}.png", dpi=110, metadata={"Software": None})  # type: ignore[attr-defined]
-    state["problems"] += [{"step": "estimates", **r} for r in est.problems.to_dict("records")]
+    return est
+
+
+def _intensity(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
+               ) -> None:
+    """Dose response of the tools' intensity (``[did.dose_response]``):
+    ``private/tables/did_dose_response.csv``."""
+    from impact.workflow import outputs
+
+    est = _estimates(registers, out, config, state, parts=("dose_response",), step="intensity")
+    est.dose_response.to_csv(out / "private" / "tables" / "did_dose_response.csv", index=False)
+    state["release"] += outputs.contrast_tables(est)  # ATT^o, ACR^o and their event studies
+
+
+def _diagnostics(registers: Registers | None, out: Path, config: StudyConfig,
+                 state: dict[str, Any]) -> None:
+    """Placebo in time of the primary specification (``[did.primary].placebo_shifts``):
+    ``private/tables/did_placebo.csv``."""
+    est = _estimates(None, out, config, state, parts=("placebo",), step="diagnostics")
+    est.placebo.to_csv(out / "private" / "tables" / "did_placebo.csv", index=False)
+
+
+def _estimate(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
+              ) -> None:
+    """The headline (primary specification) and the contrasts att_gt, TWFE and Bacon; effects by
+    subgroup; tenants by letting channel."""
+    from impact.workflow import outputs
+
+    frame = state["panel"].frame
+    est = _estimates(registers, out, config, state, parts=("primary", "att_gt", "twfe", "bacon"),
+                     step="estimates")
+    tables = out / "private" / "tables"
+    est.headline.to_csv(tables / "headline.csv", index=False)
+    for name in ("primary", "aggregates", "att_gt", "twfe", "bacon", "problems"):
+        getattr(est, name).to_csv(tables / f"did_{name}.csv", index=False)
     _subgroups_and_channels(registers, frame, tables, config, state)
     state["release"].append(outputs.headline_table(est.headline, frame, alpha=config.study.alpha))
     state["release"] += outputs.contrast_tables(est)
     if len(est.primary):
         state["release"].append(outputs.event_study_table(est.primary, frame))
-        if "share_employed" in config.study.outcomes:
-            state["figures"] += outputs.event_study_figures(config.study.tools)
-    simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
-    cols = [c for c in ("tool", "outcome", "covariates", "estimate", "se", "truth",
-                        "pretest_p_value")
-            if c in simple]
-    print("contrast (att_gt, ignores the other tool):", file=sys.stderr)
-    print(simple[cols].to_string(index=False), file=sys.stderr)
+        for outcome in config.study.event_study_figures:
+            state["figures"] += outputs.event_study_figures(config.study.tools, outcome)
+    if "aggregation" in est.aggregates:
+        simple = est.aggregates[est.aggregates["aggregation"] == "simple"]
+        cols = [c for c in ("tool", "outcome", "covariates", "estimate", "se", "truth",
+                            "pretest_p_value") if c in simple]
+        print("contrast (att_gt, ignores the other tool):", file=sys.stderr)
+        print(simple[cols].to_string(index=False), file=sys.stderr)
     head_cols = [c for c in ("tool", "outcome", "estimate", "se", "lower", "upper", "truth",
                              "pretest_p_value", "verdict") if c in est.headline]
     closing = ["", "Headline (primary specification: imputation DiD, both tools, plan clusters; "
@@ -290,9 +501,13 @@ def _subgroups_and_channels(registers: Registers, frame: Any, tables: Path, conf
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            by = subgroups.headline(prepare(frame), n_boot=config.primary_boot, seed=config.seed,
+            data = prepare(frame, cluster=config.study.cluster,
+                           baselines=dict.fromkeys([*config.did.primary.baselines,
+                                                    "share_employed"]))  # vulnerability terciles
+            by = subgroups.headline(data, n_boot=config.primary_boot, seed=config.seed,
                                     truth=registers.truth, outcomes=tuple(config.study.outcomes),
-                                    tools=tuple(config.study.tools))
+                                    tools=tuple(config.study.tools), spec=config.did.primary,
+                                    alpha=config.study.alpha)
         by.to_csv(tables / "did_subgroups.csv", index=False)
         state["problems"] += [{"step": "subgroups", "tool": "", "outcome": "",
                                "estimator": "imputation", "kind": "warning",
@@ -323,8 +538,6 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     the effect table (``tidy()`` with its support counts) is also offered for release
     (``release/tables/bayes_effects``, checked like every model output).
     """
-    import json
-
     from impact import bayes
     from impact.simulate.truth import effect_column
     from impact.workflow import outputs
@@ -383,10 +596,7 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     result.effects.assign(left_out_department_years=dropped).to_csv(
         folder / f"effects_{stem}.csv", index=False)
     result.diagnostics.to_csv(folder / "diagnostics.csv", index=False)
-    result.save(folder / "posterior.nc")
-    (folder / "posterior_config.json").write_text(json.dumps(
-        {"study_config_sha256": config_hash(config), "bayes": dataclasses.asdict(b)}, indent=2,
-        sort_keys=True, default=str) + "\n")
+    result.save(folder / "posterior.nc")  # posterior_config.json: _posterior_config
     fig = result.plot()
     fig.savefig(folder / f"forest_{stem}.png", dpi=110, metadata={"Software": None})
     state["release"].append(outputs.bayes_effects_table(result.tidy()))
@@ -394,7 +604,8 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     if treatment.startswith("exposure_"):
         tool = treatment.removeprefix("exposure_")
         cohort = data[f"cohort_{tool}"]
-        rows = data[(cohort > 0) & (data["year"] >= cohort + 1)]
+        lag = config.did.primary.onset_lag  # the department-years of the primary estimate
+        rows = data[(cohort > 0) & (data["year"] >= cohort + lag)]
         mean_exposure = float(rows[treatment].mean())
         implied = {"treatment": treatment, "n_department_years": len(rows),
                    "mean_exposure": mean_exposure}
@@ -521,18 +732,42 @@ def _print_problems(summary: pd.DataFrame, stream: Any) -> None:
     print(summary.to_string(index=False), file=stream)
 
 
-def _steps(*, simulated: bool, config: StudyConfig) -> list[tuple[str, Step]]:
-    """The steps after validation, in data-flow order."""
-    steps: list[tuple[str, Step]] = []
+#: Every step of a run, in data-flow order (``tables`` is the release after them).
+STEP_NAMES = ("registers", "panel", "describe", "did", "intensity", "diagnostics", "bayes",
+              "followup")
+
+
+def _steps(*, simulated: bool, config: StudyConfig) -> list[Step]:
+    """The steps of this run, in data-flow order, with what each reads (see
+    :class:`impact.workflow.steps.Step`)."""
+    study = ("study.tools", "study.outcomes", "study.cluster", "study.alpha")
+    primary = tuple(f"did.primary.{k}" for k in ("onset_lag", "baselines", "strata", "effect_by",
+                                                 "min_treated_clusters", "pretest_alpha"))
+    steps: list[Step] = []
     if simulated:
-        steps.append(("Writing simulated registers and calibration table", _write_registers))
-    steps.append(("Building the department-year panel", _build_panel))
-    steps.append(("Report figures 7.1-7.12 (descriptive trends by group)", _describe))
-    steps.append(("Difference-in-differences: imputation, att_gt, TWFE, dose response, Bacon",
-                  _estimate))
+        steps.append(Step("registers", "Writing simulated registers and calibration table",
+                          _write_registers, registers=True))
+    steps += [
+        Step("panel", "Building the department-year panel", _build_panel, registers=True),
+        Step("describe", "Report figures 7.1-7.12 (descriptive trends by group)", _describe,
+             after=("panel",)),
+        Step("did", "Difference-in-differences: imputation (headline), att_gt, TWFE, Bacon; "
+             "subgroups; tenants by letting channel", _estimate, after=("panel",),
+             registers=True, config=("run.seed", "run.n_boot", "run.primary_boot", "study",
+                                     *primary, "did.att_gt", "did.twfe", "did.bacon")),
+        Step("intensity", "Intensity of use: dose response ([did.dose_response])", _intensity,
+             after=("panel",), registers=True,
+             config=("run.seed", *study, "did.dose_response")),
+        Step("diagnostics", "Diagnostics: placebo in time of the primary specification",
+             _diagnostics, after=("panel",),
+             config=("run.seed", "run.primary_boot", *study, "did.primary")),
+    ]
     if config.bayes:
-        steps.append(("Bayesian hierarchical model (PyMC): exposure effects by municipality",
-                      _bayes))
+        steps.append(Step("bayes", "Bayesian hierarchical model (PyMC): exposure effects by "
+                          "municipality", _bayes, after=("panel",), registers=True,
+                          config=("run.seed", "bayes", "did.primary.onset_lag")))
     if config.followup.enabled:
-        steps.append(("Follow-up study design (power on the panel's design)", _followup))
+        steps.append(Step("followup", "Follow-up study design (power on the panel's design)",
+                          _followup, after=("panel",),
+                          config=("run.seed", "study.alpha", "followup")))
     return steps
