@@ -62,10 +62,10 @@ def test_att_gt_options_and_aggregations_come_from_the_config() -> None:
     res = quiet(did.att_gt, data, "share_employed", "department_id", "year",
                 "cohort_flexible_letting", method="reg", control="not_yet", n_boot=0,
                 unbalanced="drop", cluster=CLUSTER)
-    assert est.aggregates["att"].iloc[0] == res.aggregate("simple", na_rm=True).overall.att
+    assert est.aggregates["estimate"].iloc[0] == res.aggregate("simple", na_rm=True).overall.att
     other = quiet(estimate_all, world.panel(), cfg(study={"covariates": []}), parts=("att_gt",))
     simple = other.aggregates[other.aggregates["aggregation"] == "simple"]
-    assert simple["att"].iloc[0] != est.aggregates["att"].iloc[0]  # dr, never-treated differ
+    assert simple["estimate"].iloc[0] != est.aggregates["estimate"].iloc[0]  # dr, never-treated differ
 
 
 def test_conditional_specification_names_its_covariates_or_says_why_not() -> None:
