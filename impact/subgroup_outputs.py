@@ -186,7 +186,10 @@ def _level(micro: pd.DataFrame, by: list[str], measure: str, fill: dict[str, str
     ev = cell_evidence(micro, key, **kind)
     g = micro.groupby(key, sort=True, observed=True)
     ev["count"] = g.size().to_numpy(dtype=float)
-    ev["sum"] = g[measure].sum().to_numpy(dtype=float)
+    # what adds up exactly: numerators are counts, income sums are taken in whole DKK (sums of
+    # integers are exact in floating point, so the totals are exactly the sums of their parts)
+    ev["sum"] = micro[measure].round().groupby([micro[k] for k in key], sort=True,
+                                               observed=True).sum().to_numpy(dtype=float)
     ev["value"] = g[measure].mean().to_numpy(dtype=float)
     if not by:
         ev = ev.drop(columns="_one")
@@ -283,6 +286,21 @@ def _tenant_system(cells: pd.DataFrame) -> CellSystem:
                 other = pos.get((key[0], same[1], *key[2:]))
                 if other is not None:
                     eqs.append(((index[(u, "count")],), index[(other, "count")]))
+    # the bases are nested: in-movers 18-64 in the labour force, and those with a household
+    # income, are among all in-movers (share_non_western's base): count + slack == count
+    # (the slack is never released)
+    if "share_non_western" in set(units["measure"]):
+        for key, u in pos.items():
+            if key[1] not in ("share_employed", INCOME):
+                continue
+            outer = pos.get((key[0], "share_non_western", *key[2:]))
+            if outer is None:
+                continue
+            inner, whole = index[(u, "count")], index[(outer, "count")]
+            gap = float(var_rows[whole]["value"]) - float(var_rows[inner]["value"])
+            var_rows.append({"unit": -1, "role": "count", "value": gap})
+            eqs.append(((inner, len(var_rows) - 1), whole))
+        variables = pd.DataFrame(var_rows)
     keep = ["n_persons", "n_departments", "total", "largest_1", "largest_2", "numerator", "kind",
             "margin", "label", "group"]
     return CellSystem(units=units[keep], variables=variables, equations=tuple(eqs))

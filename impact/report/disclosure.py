@@ -572,8 +572,9 @@ class CellSystem:
         ``group`` (units with the same group are hidden together, e.g. two measures of the same
         persons that show their count).
     variables
-        One row per additive quantity: ``unit`` (position in ``units``), ``role`` (one of
-        :data:`ROLES`) and ``value`` (what adds up, e.g. person-years).
+        One row per additive quantity: ``unit`` (position in ``units``; -1 = never released,
+        e.g. the slack of an inequality ``a <= b`` written as ``a + slack == b``), ``role`` (one
+        of :data:`ROLES`) and ``value`` (what adds up, e.g. person-years).
     equations
         ``(parts, total)`` over positions in ``variables``: ``sum(value[parts]) == value[total]``.
     """
@@ -617,7 +618,7 @@ def _system_arrays(system: CellSystem) -> tuple[pd.DataFrame, pd.DataFrame, np.n
         if col not in var:
             raise DisclosureError(f"protect_cells: variables need a {col!r} column")
     unit_of = var["unit"].to_numpy(dtype=np.int64)
-    if len(var) and (unit_of.min() < 0 or unit_of.max() >= len(units)):
+    if len(var) and (unit_of.min() < -1 or unit_of.max() >= len(units)):
         raise DisclosureError("protect_cells: a variable's unit is not a row of units")
     bad_roles = sorted(set(var["role"]) - set(ROLES))
     if bad_roles:
@@ -637,6 +638,48 @@ def _system_arrays(system: CellSystem) -> tuple[pd.DataFrame, pd.DataFrame, np.n
     return units, var, unit_of, values, eqs
 
 
+def _sparse_audit(values: np.ndarray, hidden: np.ndarray, relations: Any,
+                  required: np.ndarray, kinds: np.ndarray, rules: DisclosureConfig,
+                  cells: Iterable[int] | None) -> AuditResult:
+    """:func:`audit` with the relations as a sparse matrix (``relations @ x == 0``)."""
+    idx = np.flatnonzero(hidden)
+    a_h = relations[:, idx]
+    keep = np.flatnonzero(a_h.getnnz(axis=1) > 0)
+    a_h = a_h[keep]
+    b = -(relations[:, ~hidden] @ values[~hidden])[keep]
+    pos = {c: k for k, c in enumerate(idx)}
+    targets = [int(c) for c in (idx if cells is None else cells) if required[c] and hidden[c]]
+    out = []
+    for c in targets:
+        bounds = []
+        for sense in (1.0, -1.0):
+            if not len(keep):
+                bounds.append(0.0 if sense > 0 else np.inf)
+                continue
+            obj = np.zeros(idx.size)
+            obj[pos[c]] = sense
+            res = linprog(obj, A_eq=a_h, b_eq=b, bounds=(0, None), method="highs")
+            if res.status == 3:
+                bounds.append(np.inf if sense < 0 else 0.0)
+            elif res.status != 0:
+                raise DisclosureError(f"audit: the LP for cell {c} failed ({res.message})")
+            else:
+                bounds.append(sense * res.fun)
+        lower, upper = bounds
+        x = values[c]
+        if kinds[c] == "magnitude":
+            req_lo, req_hi = x - rules.protection * abs(x), x + rules.protection * abs(x)
+            safe = lower <= req_lo + 1e-9 and upper >= req_hi - 1e-9
+        else:
+            req_lo, req_hi = np.nan, np.nan
+            safe = upper - lower >= rules.min_n - 1e-9
+        out.append({"cell": c, "value": x, "lower": lower, "upper": upper,
+                    "required_lower": req_lo, "required_upper": req_hi,
+                    "width": upper - lower, "safe": bool(safe)})
+    cols = ["cell", "value", "lower", "upper", "required_lower", "required_upper", "width", "safe"]
+    return AuditResult(pd.DataFrame(out, columns=cols))
+
+
 def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: int = 500
                   ) -> CellProtection:
     """Primary and secondary suppression of cells released across linked tables.
@@ -650,10 +693,15 @@ def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: in
     its value on either side. Threshold cells protect their count and sum, dominated cells their
     sum, shares the side (numerator or complement) below ``min_n``.
 
-    Secondary suppression is greedy: while some protected quantity is unsafe, the cheapest
-    published unit (fewest persons; margins last) sharing an equation with it that makes it safe
-    is suppressed; failing that, the cheapest ones opening every equation that pins it, or the
-    one that widens its interval most. The final pattern is audited again.
+    Secondary suppression first hides, in every relation holding exactly one hidden quantity
+    (which it would give away exactly), the relation's cheapest published unit (fewest
+    persons; margins last), to a fixpoint. Then, greedily: while some protected quantity is
+    unsafe, the cheapest
+    published unit (fewest persons; margins last) in the relations that bound it (reached
+    through hidden quantities) that makes it safe is suppressed; failing that, the cheapest ones opening every equation that pins it, or the
+    one that widens its interval most; when no single step widens any unsafe quantity, the
+    cheapest unit of every relation of the first is suppressed at once. The final pattern is
+    audited again.
 
     Parameters
     ----------
@@ -675,6 +723,14 @@ def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: in
         message names it and says to merge categories).
     """
     units, var, unit_of, values, eqs = _system_arrays(system)
+    n_real = len(units)
+    if (unit_of == -1).any():  # one unit, never released, holds the slack variables
+        never = {"n_persons": 0, "kind": "count", "label": "(never released)"}
+        never |= {c: False for c in ("margin", "fixed") if c in units}
+        if "group" in units:
+            never["group"] = "(never released)"
+        units = pd.concat([units, pd.DataFrame([never])], ignore_index=True)
+        unit_of = np.where(unit_of == -1, n_real, unit_of)
     n_u = len(units)
     kinds_u = units["kind"].to_numpy(dtype=object)
     bad = sorted(set(kinds_u) - {"count", "share", "magnitude"})
@@ -719,9 +775,18 @@ def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: in
         for x in [*parts, total]:
             member[x].append(k)
 
+    from scipy import sparse
+
+    rows_i = [k for k, (parts, total) in enumerate(eqs) for _ in range(len(parts) + 1)]
+    cols_i = [x for parts, total in eqs for x in [*parts, total]]
+    signs = [v for parts, total in eqs for v in [*([1.0] * len(parts)), -1.0]]
+    relations = sparse.csr_matrix((signs, (rows_i, cols_i)), shape=(len(eqs), len(var)))
+    incidence = abs(relations).tocsr()
+
     def check(mask_u: np.ndarray, cells: Iterable[int] | None = None) -> AuditResult:
-        return audit(values, mask_u[unit_of], eqs, required=targets, kinds=var_kinds,
-                     rules=rules, cells=cells)
+        """:func:`audit` on a sparse copy of the relations (same bounds, faster to repeat)."""
+        return _sparse_audit(values, mask_u[unit_of], relations, targets, var_kinds, rules,
+                             cells)
 
     def slack(row: pd.Series) -> float:
         if var_kinds[int(row["cell"])] == "magnitude":
@@ -734,10 +799,26 @@ def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: in
                  if not mask_u[unit_of[x]]}
         return sorted((g for g in found if not gfixed[g]), key=lambda g: (gcost[g], g))
 
+    def component(v: int, mask_u: np.ndarray) -> list[int]:
+        """The relations reachable from v through hidden quantities (what bounds v)."""
+        hidden = mask_u[unit_of]
+        seen, found, stack = {v}, set(), [v]
+        while stack:
+            for k in member[stack.pop()]:
+                if k in found:
+                    continue
+                found.add(k)
+                for y in [*eqs[k][0], eqs[k][1]]:
+                    if hidden[y] and y not in seen:
+                        seen.add(y)
+                        stack.append(y)
+        return sorted(found)
+
     def pick(v: int, mask_u: np.ndarray) -> list[int] | None:
         current = slack(check(mask_u, [v]).cells.iloc[0])
         best: tuple[float, list[int]] | None = None
-        for g in candidates(mask_u, member[v]):
+        reach = component(v, mask_u)
+        for g in candidates(mask_u, reach):
             trial = mask_u.copy()
             trial[groups[g]] = True
             row = check(trial, [v]).cells.iloc[0]
@@ -747,33 +828,73 @@ def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: in
             if gain > 1e-9 and (best is None or gain > best[0]):
                 best = (gain, list(groups[g]))
         hidden = mask_u[unit_of]
-        pinned = [k for k in member[v]
-                  if sum(hidden[x] for x in [*eqs[k][0], eqs[k][1]]) == 1]
+        pinned = [k for k in reach if sum(hidden[x] for x in [*eqs[k][0], eqs[k][1]]) == 1]
         if len(pinned) > 1:
-            add: list[int] = []
-            for k in pinned:
-                options = [g for g in candidates(mask_u, [k]) if g not in add]
-                if options:
-                    add.append(options[0])
-            units_added = [int(u) for g in add for u in groups[g]]
-            trial = mask_u.copy()
-            trial[units_added] = True
-            row = check(trial, [v]).cells.iloc[0]
-            if add and (row["safe"] or slack(row) - current > (best[0] if best else 1e-9)):
-                return units_added
+            opened = open_equations(v, mask_u, pinned, current)
+            if opened is not None and (best is None or opened[0] > best[0]):
+                return opened[1]
         return best[1] if best else None
 
+    def open_equations(v: int, mask_u: np.ndarray, eq_ids: list[int], current: float
+                       ) -> tuple[float, list[int]] | None:
+        """The cheapest published group of each equation at once, if that widens v's
+        interval."""
+        add: list[int] = []
+        for k in eq_ids:
+            options = [g for g in candidates(mask_u, [k]) if g not in add]
+            if options:
+                add.append(options[0])
+        if not add:
+            return None
+        units_added = [int(u) for g in add for u in groups[g]]
+        trial = mask_u.copy()
+        trial[units_added] = True
+        row = check(trial, [v]).cells.iloc[0]
+        gain = np.inf if row["safe"] else slack(row) - current
+        return (gain, units_added) if gain > 1e-9 else None
+
+    def close(mask_u: np.ndarray) -> np.ndarray:
+        """No relation may hold exactly one hidden released quantity (it would be recovered
+        exactly): open each such relation with its cheapest published group, to a fixpoint."""
+        mask_u = mask_u.copy()
+        skip: set[int] = set()
+        while True:
+            hidden = mask_u[unit_of]
+            released = hidden & (unit_of < n_real)
+            alone = np.flatnonzero((incidence @ hidden.astype(float) == 1)
+                                   & (incidence @ released.astype(float) == 1))
+            alone = [int(k) for k in alone if k not in skip]
+            if not alone:
+                return mask_u
+            options = candidates(mask_u, [alone[0]])
+            if options:
+                mask_u[groups[options[0]]] = True
+            else:  # nothing to open (every other unit fixed): the audit decides
+                skip.add(alone[0])
+
     suppressed = primary.copy()
+    suppressed[n_real:] = True
     for m in groups:  # a group is hidden together
         if suppressed[m].any():
             suppressed[m] = True
+    suppressed = close(suppressed)
+    unsafe = [int(c) for c in np.flatnonzero(targets)]
     for _ in range(max_rounds):
-        result = check(suppressed)
-        unsafe = result.cells[~result.cells["safe"]]
-        if unsafe.empty:
+        # hiding more only widens intervals: a quantity once safe stays safe
+        result = check(suppressed, unsafe)
+        unsafe = [int(c) for c in result.cells.loc[~result.cells["safe"], "cell"]]
+        if not unsafe:
             break
-        v = int(unsafe["cell"].iloc[0])
-        added = pick(v, suppressed)
+        added = None
+        for v in unsafe:  # the first quantity some published group widens
+            added = pick(v, suppressed)
+            if added:
+                break
+        if not added:  # open every relation of the first at once
+            v = unsafe[0]
+            current = slack(check(suppressed, [v]).cells.iloc[0])
+            opened = open_equations(v, suppressed, component(v, suppressed), current)
+            added = opened[1] if opened else None
         if not added:
             raise DisclosureError(
                 f"no suppression pattern protects the {roles[v]} of cell "
@@ -781,15 +902,20 @@ def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: in
                 "merge it with a neighbouring category (year, market or channel) and rebuild "
                 "the tables")
         suppressed[added] = True
+        suppressed = close(suppressed)
     else:
         raise DisclosureError(f"protect_cells: no safe pattern within {max_rounds} rounds")
-    final = check(suppressed).cells
+    final = audit(values, suppressed[unit_of], eqs, required=targets, kinds=var_kinds,
+                  rules=rules).cells
+    if not final["safe"].all():  # pragma: no cover - the sparse and dense audits agree
+        raise DisclosureError("protect_cells: the final audit disagrees with the search")
+    suppressed, primary = suppressed[:n_real], primary[:n_real]
     final.insert(1, "unit", unit_of[final["cell"].to_numpy(dtype=np.int64)])
     final.insert(2, "label", units.loc[final["unit"], "label"].to_numpy())
     final.insert(3, "role", roles[final["cell"].to_numpy(dtype=np.int64)])
-    reasons = pd.Series([""] * n_u, index=units.index, dtype=object)
+    reasons = pd.Series([""] * n_real, index=units.index[:n_real], dtype=object)
     for rule in ("threshold", "nk-rule", "share"):
-        hit = hits[rule].to_numpy()
+        hit = hits[rule].to_numpy()[:n_real]
         reasons[hit] = reasons[hit] + f"{rule}; "
     reasons[suppressed & ~primary] = "secondary; "
     reasons[reasons == ""] = "ok"
