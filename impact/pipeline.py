@@ -441,6 +441,13 @@ def _followup(registers: Registers, out: Path, config: StudyConfig, state: dict[
                         equal_effects=equal)
     d.write(out / "private" / "followup")
     state["followup"] = d
+    differ = d.by_subgroup[d.by_subgroup["effects_differ"].astype(bool)]
+    for variable, rows in differ.groupby("subgroup_variable", sort=True):
+        state["closing"].append(
+            f"Follow-up: the effects of {f.tool} on {f.outcome} differ by {variable} (p = "
+            f"{rows['equal_effects_p_value'].iloc[0]:.3g}): each stratum needs its own power, "
+            f"{int(rows['n_departments'].sum())} departments over the strata "
+            f"(private/followup/by_subgroup.csv).")
     state["release"] += outputs.followup_tables(d, frame)
 
 

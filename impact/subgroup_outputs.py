@@ -38,6 +38,7 @@ from impact.report.disclosure import CellSystem, cell_evidence
 from impact.report.release import CellTable, LinkedTables, ModelTable, ReleaseFigure
 
 __all__ = [
+    "bayes_figure",
     "bayes_table",
     "department_labels",
     "followup_subgroup_table",

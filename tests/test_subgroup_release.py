@@ -21,7 +21,7 @@ import pytest
 from scipy.optimize import linprog
 
 from impact import config, subgroups
-from impact.channels import composition_from_movers, tenant_composition
+from impact.channels import composition_from_movers
 from impact.diagnostics import power_design
 from impact.errors import ConfigError, DisclosureError
 from impact.followup import design
@@ -66,7 +66,7 @@ def _relabel(movers: pd.DataFrame, year: int, market: str, n: int, channel: str
 def movers():
     """The small world's in-movers of 2005-2010 (six years keep the tables' structure and the
     tests fast)."""
-    movers = tenant_composition(world.registers()).movers
+    movers = world.composition().movers
     return movers[movers["year"].between(2005, 2010)].reset_index(drop=True)
 
 
