@@ -4,7 +4,9 @@
 it was built, runs every disclosure check of :mod:`impact.report.disclosure`, and writes into
 ``release/`` only tables that pass (suppressed cells blanked), the figures drawn from those checked
 tables, ``disclosure_log.csv`` and ``disclosure_report.json`` (ACRO layout). A table that cannot be
-made safe is withheld and logged (status ``fail``), never written.
+made safe is withheld and logged (status ``fail``), never written. Tables that show the same cells
+(:class:`LinkedTables`) are protected together first
+(:func:`~impact.report.disclosure.protect_cells`).
 
 :func:`write_manifest` records what produced a folder: the hashes of its files and of the inputs, the
 configuration and its hash, the seed, package versions, the git commit with a dirty flag, and the
@@ -374,6 +376,10 @@ def _check(table: ReleaseTable, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame,
                                            departments=table.departments, persons=table.persons)
         rule_cols = ["dof", "departments", "threshold", "secondary"]
         frame = table.frame.copy()
+        missing = [c for c in table.value_columns if c not in frame]
+        if missing:
+            raise DisclosureError(f"{table.name}: value column(s) {', '.join(missing)} not in "
+                                  "the table")
         frame = frame.astype({c: float for c in table.value_columns
                               if frame[c].dtype.kind in "iu"})  # numpy ints cannot hold NaN
         mask["secondary"] = _secondary(table, len(frame)) & ~mask["suppress"].to_numpy()
