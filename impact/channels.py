@@ -53,7 +53,8 @@ from impact import spec as spec_mod
 from impact.errors import EstimationError
 from impact.registers import Registers
 
-__all__ = ["MEASURES", "ChannelComposition", "in_movers", "tenant_composition"]
+__all__ = ["MEASURES", "ChannelComposition", "composition_from_movers", "in_movers",
+           "tenant_composition"]
 
 MEASURES = ("share_qualifying_edu", "share_employed", "mean_household_income",
             "share_non_western")
@@ -305,7 +306,13 @@ def tenant_composition(registers_or_folder: Registers | str | Path, *,
     """
     if not 0 < alpha < 1:
         raise EstimationError(f"tenant_composition: alpha must be in (0, 1), got {alpha!r}")
-    movers = in_movers(registers_or_folder)
+    return composition_from_movers(in_movers(registers_or_folder), alpha=alpha)
+
+
+def composition_from_movers(movers: pd.DataFrame, *, alpha: float = 0.05) -> ChannelComposition:
+    """:func:`tenant_composition` from the person-level in-movers (:func:`in_movers`'s table)."""
+    if not 0 < alpha < 1:
+        raise EstimationError(f"tenant_composition: alpha must be in (0, 1), got {alpha!r}")
     linked = movers[movers["channel"] != UNLINKED]
     if linked.empty:
         raise EstimationError(

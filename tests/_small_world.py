@@ -6,6 +6,7 @@ from functools import lru_cache
 
 import pandas as pd
 
+import impact.channels
 import impact.estimates
 import impact.panel
 import impact.simulate
@@ -22,6 +23,12 @@ def registers() -> Registers:
 def panel() -> pd.DataFrame:
     """The panel of :func:`registers`."""
     return impact.panel.build(registers()).frame
+
+
+@lru_cache(maxsize=1)
+def composition() -> impact.channels.ChannelComposition:
+    """``impact.channels.tenant_composition`` of :func:`registers`."""
+    return impact.channels.tenant_composition(registers())
 
 
 @lru_cache(maxsize=1)

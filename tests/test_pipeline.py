@@ -57,7 +57,13 @@ def test_run_writes_every_step(two_runs: tuple[Path, Path]) -> None:
                 "release/figures/figure_7_12.png", "release/followup/design.md",
                 "release/followup/followup_comparison.csv", "release/followup/power_curve.png",
                 "release/disclosure_log.csv", "release/disclosure_report.json",
-                "release/manifest.json", "tables/headline.csv"):
+                "release/manifest.json", "tables/headline.csv",
+                "release/tables/did_subgroups.csv", "release/tables/tenant_composition_shares.csv",
+                "release/tables/tenant_composition_income.csv",
+                "release/tables/tenant_channel_contrasts.csv",
+                "release/figures/did_subgroups_market_type_share_employed.png",
+                "release/figures/tenants_by_channel_share_employed.png",
+                "release/followup/followup_by_subgroup.csv"):
         assert (out / rel).is_file(), rel
     for folder in ("private", "release"):
         man = json.loads((out / folder / "manifest.json").read_text())

@@ -26,6 +26,8 @@ FORMATS: dict[str, str] = {
     "power": "{:.3f}", "power_at_effect": "{:.3f}", "analytic_power": "{:.3f}",
     "mc_se": "{:.3f}", "mean_estimate": "{:.4f}", "mean_se": "{:.4f}", "sd_estimate": "{:.4f}",
     "value": "{:.4g}", "sample": "{:.4g}", "fitted": "{:.4g}",
+    "n_treated_panel": "{:d}", "mde_panel": "{:.4f}", "power_panel": "{:.3f}",
+    "equal_effects_p_value": "{:.3g}",
 }
 
 #: The tables of the documents: attribute -> (title, columns).
@@ -39,6 +41,11 @@ TABLES: dict[str, tuple[str, list[str]]] = {
     "strata": ("Which departments to follow",
                ["market_type", "intensity", "n_departments_panel", "share", "mean_intensity",
                 "n_to_follow"]),
+    "by_subgroup": ("Power and sample size by subgroup stratum",
+                    ["subgroup_variable", "stratum", "n_departments_panel", "n_treated_panel",
+                     "mde_panel", "power_panel", "n_departments", "n_years", "mde",
+                     "power_at_effect", "reaches_target", "equal_effects_p_value",
+                     "effects_differ"]),
     "estimators": ("Pre-registered estimators and diagnostics", ["step", "method", "settings"]),
     "model_table": ("The outcome's noise model", ["parameter", "value"]),
     "moments": ("Moments matched by the noise model", ["moment", "sample", "fitted",
@@ -64,9 +71,12 @@ def fmt(value: Any, column: str) -> str:
 
 def tables(d: FollowupDesign) -> dict[str, pd.DataFrame]:
     """The design's tables as DataFrames (the ones the documents show and ``write`` saves)."""
-    return {"records": d.records, "comparison": d.comparison, "grid": d.grid,
-            "strata": d.strata, "estimators": d.estimators, "model_table": d.model.tidy(),
-            "moments": d.model.moments, "simulated": d.simulated}
+    out = {"records": d.records, "comparison": d.comparison, "grid": d.grid,
+           "strata": d.strata}
+    if len(d.by_subgroup):
+        out["by_subgroup"] = d.by_subgroup
+    return out | {"estimators": d.estimators, "model_table": d.model.tidy(),
+                  "moments": d.model.moments, "simulated": d.simulated}
 
 
 def _numbers(d: FollowupDesign) -> dict[str, str]:
@@ -129,6 +139,15 @@ def _paragraphs(d: FollowupDesign, n: dict[str, str]) -> dict[str, str]:
         "strata": ("Departments are followed in strata of housing-market type and intensity of "
                    f"use (adopters split at the median mean intensity, {n['median_intensity']}),"
                    " allocated in proportion to the panel."),
+        "by_subgroup": (f"The same design inside each subgroup stratum (its own departments, "
+                        f"noise model and comparison group): the panel's minimum detectable "
+                        f"effect there, and the smallest follow-up of the stratum with power "
+                        f"{n['target']} at the effect of interest. Where the test that the "
+                        f"effects are equal across the strata rejects at level {n['alpha']} "
+                        "(effects_differ), the effects differ and each stratum must be followed "
+                        "with its own power: the follow-up is the sum of the strata's "
+                        "designs. Elsewhere the pooled design above applies and the strata are "
+                        "shown for reference."),
         "estimators": "Fixed before the data are seen:",
         "model_table": ("Two-way fixed-effects residuals decomposed by the method of moments "
                         "into municipality-year, plan-year and department AR(1) components "

@@ -15,7 +15,7 @@ power follows from the normal approximation.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,11 @@ from impact.errors import EstimationError
 #: The 2015 report's groups by use of the tools in 2006-2010 (``report_group``) that used each tool.
 TOOL_GROUPS = {"flexible_letting": ("both", "flexible_only"),
                "municipal_referral": ("both", "referral_only")}
+#: Columns of :attr:`FollowupDesign.by_subgroup`.
+BY_SUBGROUP_COLUMNS = ["subgroup_variable", "stratum", "n_departments_panel", "n_treated_panel",
+                       "mde_panel", "power_panel", "n_departments", "n_years",
+                       "department_years", "mde", "power_at_effect", "reaches_target",
+                       "equal_effects_p_value", "effects_differ", "note"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,16 @@ class FollowupDesign:
         What the follow-up records: ``item, unit, detail``.
     estimators
         The pre-registered estimators and diagnostics: ``step, method, settings``.
+    by_subgroup
+        The design within each subgroup stratum (empty unless ``subgroups`` were given):
+        ``subgroup_variable, stratum, n_departments_panel, n_treated_panel, mde_panel,
+        power_panel`` (the panel's design inside the stratum, its own noise model),
+        ``n_departments, n_years, department_years, mde, power_at_effect, reaches_target``
+        (the smallest follow-up of the stratum reaching the target power), and
+        ``equal_effects_p_value, effects_differ, note`` (the subgroup test of equal effects;
+        where it rejects at ``alpha`` every stratum needs its own power).
+    subgroup_labels
+        The stratum of each department per subgroup variable (Series by ``department_id``).
     """
 
     settings: dict[str, Any]
@@ -84,6 +99,9 @@ class FollowupDesign:
     records: pd.DataFrame
     estimators: pd.DataFrame
     power_result: PowerResult | None = field(default=None, repr=False)
+    by_subgroup: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=BY_SUBGROUP_COLUMNS))
+    subgroup_labels: dict[str, pd.Series] = field(default_factory=dict, repr=False)
 
     @property
     def markdown(self) -> str:
@@ -229,6 +247,73 @@ def _estimators(settings: dict[str, Any]) -> pd.DataFrame:
     ])
 
 
+def _smallest_design(base: PowerDesign, *, effect_of_interest: float, target_power: float,
+                     alpha: float, department_factors: Sequence[float],
+                     extra_years: Sequence[int], seed: int) -> dict[str, Any]:
+    """The grid design with the fewest department-years reaching the target power (the
+    largest when none does)."""
+    rows = []
+    for f in department_factors:
+        for e in extra_years:
+            d = base.resized(float(f), extra_years=int(e), seed=seed)
+            w = d.weights()
+            pw = d.analytic_power([effect_of_interest], alpha=alpha, weights=w)
+            rows.append({"n_departments": d.layout.n, "n_years": d.layout.n_years,
+                         "department_years": d.layout.n * d.layout.n_years,
+                         "mde": d.analytic_mde(target=target_power, alpha=alpha, weights=w),
+                         "power_at_effect": float(pw["power"].iloc[0])})
+    grid = pd.DataFrame(rows)
+    grid["reaches_target"] = grid["power_at_effect"] >= target_power
+    ok = grid[grid["reaches_target"]]
+    pick = (ok.sort_values(["department_years", "n_years"], kind="stable").iloc[0] if len(ok)
+            else grid.sort_values(["department_years", "n_years"], kind="stable").iloc[-1])
+    return pick.to_dict()
+
+
+def _by_subgroup(panel: pd.DataFrame, subgroups: Mapping[str, pd.Series],
+                 equal_effects: Mapping[str, float], *, outcome: str, tool: str,
+                 effect_of_interest: float, target_power: float, alpha: float, effect_lag: int,
+                 department_factors: Sequence[float], extra_years: Sequence[int], seed: int
+                 ) -> pd.DataFrame:
+    """The design inside each subgroup stratum (see :attr:`FollowupDesign.by_subgroup`)."""
+    rows = []
+    for variable, labels in subgroups.items():
+        p = equal_effects.get(variable, np.nan)
+        p = float(p) if p is not None else np.nan
+        differ = bool(np.isfinite(p) and p < alpha)
+        lab = panel["department_id"].map(labels)
+        for stratum in sorted(pd.unique(lab.dropna()).astype(str)):
+            sub = panel[(lab.astype(object) == stratum).to_numpy()]
+            row: dict[str, Any] = {"subgroup_variable": variable, "stratum": stratum,
+                                   "equal_effects_p_value": p, "effects_differ": differ,
+                                   "note": ""}
+            try:
+                base = power_design(sub, outcome=outcome, tool=tool, effect_lag=effect_lag)
+                w = base.weights()
+                pw = base.analytic_power([effect_of_interest], alpha=alpha, weights=w)
+                row |= {"n_departments_panel": base.layout.n,
+                        "n_treated_panel": int((base.layout.cohort > 0).sum()),
+                        "mde_panel": base.analytic_mde(target=target_power, alpha=alpha,
+                                                       weights=w),
+                        "power_panel": float(pw["power"].iloc[0])}
+                row |= _smallest_design(base, effect_of_interest=effect_of_interest,
+                                        target_power=target_power, alpha=alpha,
+                                        department_factors=department_factors,
+                                        extra_years=extra_years, seed=seed)
+            except EstimationError as err:
+                row["note"] = f"not designed: {err}"
+            if not np.isfinite(p):
+                row["note"] = (row["note"] + "; " if row["note"] else "") + \
+                    "no test of equal effects"
+            rows.append(row)
+    out = pd.DataFrame(rows).reindex(columns=BY_SUBGROUP_COLUMNS)
+    for col in ("n_departments_panel", "n_treated_panel", "n_departments", "n_years",
+                "department_years"):
+        out[col] = out[col].astype("Int64")
+    out["reaches_target"] = out["reaches_target"].astype("boolean")
+    return out
+
+
 def design(
     panel: pd.DataFrame,
     *,
@@ -246,6 +331,8 @@ def design(
     estimator: Any = "att_gt",
     seed: int = 0,
     progress: bool = False,
+    subgroups: Mapping[str, pd.Series] | None = None,
+    equal_effects: Mapping[str, float] | None = None,
 ) -> FollowupDesign:
     """Design the follow-up study from a department-year panel.
 
@@ -272,6 +359,15 @@ def design(
         Effects of the power curves (default: 0 to 2 x the effect of interest).
     n_reps, estimator, seed, progress
         The simulation check on the panel's design (:func:`impact.diagnostics.power`); 0 skips it.
+    subgroups
+        Subgroup variable -> the stratum of each department (Series indexed by
+        ``department_id``, e.g. :func:`impact.subgroup_outputs.department_labels`): adds
+        :attr:`FollowupDesign.by_subgroup`, the design inside each stratum with its own noise
+        model, over the same grid of departments and years.
+    equal_effects
+        Subgroup variable -> p-value of the test that the effects are equal across its strata
+        (:func:`impact.subgroups.by_subgroup`); where it is below ``alpha`` the effects differ and
+        every stratum needs its own power (``effects_differ``). Both designs are always reported.
 
     Returns
     -------
@@ -354,7 +450,15 @@ def design(
 
     strata = _strata(departments, int(pick["n_departments"]))
     strata.attrs["median_intensity"] = departments.attrs["median_intensity"]
+    extra: dict[str, Any] = {}
+    if subgroups:
+        extra["by_subgroup"] = _by_subgroup(
+            panel, subgroups, equal_effects or {}, outcome=outcome, tool=tool,
+            effect_of_interest=effect_of_interest, target_power=target_power, alpha=alpha,
+            effect_lag=effect_lag, department_factors=department_factors,
+            extra_years=extra_years, seed=seed)
+        extra["subgroup_labels"] = dict(subgroups)
     return FollowupDesign(settings=settings, model=base.model, comparison=comparison,
                           grid=grid, recommended=pick, strata=strata, curves=curves_df,
                           simulated=simulated, records=_records(panel, tool),
-                          estimators=_estimators(settings), power_result=result)
+                          estimators=_estimators(settings), power_result=result, **extra)

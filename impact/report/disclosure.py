@@ -15,7 +15,9 @@ Rules (thresholds in :class:`impact.config.DisclosureConfig`):
   suppressed until an LP audit of the attacker's bounds (:func:`audit`) shows every primary cell's
   feasible interval at least its protection width: a count's interval at least ``min_n`` wide, a
   magnitude's reaching ``protection`` times its value to either side. When no pattern protects a cell,
-  :class:`impact.errors.DisclosureError` says which categories to merge;
+  :class:`impact.errors.DisclosureError` says which categories to merge; :func:`protect_cells`
+  does the same for cells released across linked tables (totals in margin rows or in another
+  table, a count shown twice: any system of additive relations, :class:`CellSystem`);
 - **identifiers and order statistics** (:func:`check_columns`): no person, household, dwelling or
   department identifier, no CPR-like value, no min, max or quantile column in a released file;
 - **models** (:func:`check_model_rows`): an estimate is released only with residual degrees of
@@ -49,6 +51,8 @@ __all__ = [
     "EVIDENCE_COLUMNS",
     "AuditResult",
     "CellEvidence",
+    "CellProtection",
+    "CellSystem",
     "DisclosureLog",
     "ProtectedTable",
     "audit",
@@ -58,6 +62,7 @@ __all__ = [
     "evidence_frame",
     "margin_equations",
     "primary_suppression",
+    "protect_cells",
     "protect_table",
 ]
 
@@ -537,6 +542,384 @@ def _merge_advice(ext: pd.DataFrame, r: int, k: int, total_label: str) -> str:
     what = " or ".join(advice) if advice else "rows or columns (the table is too small)"
     return (f"no suppression pattern protects cell ({rl!r}, {cl!r}) against recovery from the "
             f"margins; merge {what} and rebuild the table")
+
+
+# --- cells of linked tables -----------------------------------------------------------------------
+
+#: Roles of the additive quantities a released cell rests on.
+ROLES = ("count", "numerator", "complement", "sum")
+
+
+@dataclass(frozen=True)
+class CellSystem:
+    """Cells released across linked tables and the additive relations an attacker knows.
+
+    A released cell (a *unit*: one row of a table, e.g. the in-movers of one year, market and
+    letting channel with their share employed) rests on additive quantities (*variables*): its
+    person count, and the numerator and complement of a share or the sum of a magnitude. Where
+    totals of the cells are released too (as margin rows of the same table or in another table),
+    each total is a unit of its own, and the relations ``sum(parts) == total`` are
+    ``equations`` over the variables; so is a quantity shown by two units (two variables, one
+    equation ``a == b``). Suppressing a unit hides all its variables.
+
+    Attributes
+    ----------
+    units
+        One row per unit: :data:`EVIDENCE_COLUMNS` (the rules' evidence, persons as distinct
+        persons), ``kind`` (``"count"``, ``"share"`` or ``"magnitude"``) and ``label`` (names the
+        cell in messages); optionally ``margin`` (bool: a total, suppressed as secondary only when
+        no interior cell protects), ``fixed`` (bool: released elsewhere, never suppressed) and
+        ``group`` (units with the same group are hidden together, e.g. two measures of the same
+        persons that show their count).
+    variables
+        One row per additive quantity: ``unit`` (position in ``units``; -1 = never released,
+        e.g. the slack of an inequality ``a <= b`` written as ``a + slack == b``), ``role`` (one
+        of :data:`ROLES`) and ``value`` (what adds up, e.g. person-years).
+    equations
+        ``(parts, total)`` over positions in ``variables``: ``sum(value[parts]) == value[total]``.
+    """
+
+    units: pd.DataFrame
+    variables: pd.DataFrame
+    equations: tuple[tuple[tuple[int, ...], int], ...]
+
+
+@dataclass(frozen=True)
+class CellProtection:
+    """The suppression pattern of a :class:`CellSystem`.
+
+    Attributes
+    ----------
+    suppressed
+        Per unit: hidden (primary or secondary).
+    status
+        Per unit: ``"ok"`` or the rules that hid it (``"threshold; "``, ``"nk-rule; "``,
+        ``"share; "``, ``"secondary; "``).
+    audit
+        The LP audit of the final pattern: one row per protected variable (``unit``, ``label``,
+        ``role``, ``value``, ``lower``, ``upper``, ``required_lower``, ``required_upper``,
+        ``width``, ``safe``). It holds the true values and stays private.
+    """
+
+    suppressed: np.ndarray
+    status: pd.Series
+    audit: pd.DataFrame
+
+
+def _system_arrays(system: CellSystem) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray,
+                                                 np.ndarray, list[tuple[list[int], int]]]:
+    """Validated units, variables, their owner and value arrays and the equations."""
+    units = system.units.reset_index(drop=True)
+    var = system.variables.reset_index(drop=True)
+    for col in ("n_persons", "kind", "label"):
+        if col not in units:
+            raise DisclosureError(f"protect_cells: units need a {col!r} column")
+    for col in ("unit", "role", "value"):
+        if col not in var:
+            raise DisclosureError(f"protect_cells: variables need a {col!r} column")
+    unit_of = var["unit"].to_numpy(dtype=np.int64)
+    if len(var) and (unit_of.min() < -1 or unit_of.max() >= len(units)):
+        raise DisclosureError("protect_cells: a variable's unit is not a row of units")
+    bad_roles = sorted(set(var["role"]) - set(ROLES))
+    if bad_roles:
+        raise DisclosureError(f"protect_cells: unknown role(s) {bad_roles}; one of {ROLES}")
+    values = var["value"].to_numpy(dtype=float)
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise DisclosureError("protect_cells: variables must be finite non-negative numbers")
+    eqs = [(list(map(int, parts)), int(total)) for parts, total in system.equations]
+    for parts, total in eqs:
+        idx = [*parts, total]
+        if min(idx) < 0 or max(idx) >= len(var):
+            raise DisclosureError("protect_cells: an equation names a variable that does not exist")
+        lhs, rhs = values[parts].sum(), values[total]
+        if abs(lhs - rhs) > 1e-6 * max(1.0, abs(rhs)):
+            raise DisclosureError(f"protect_cells: an equation does not hold ({lhs} != {rhs}); "
+                                  "the released totals must add up")
+    return units, var, unit_of, values, eqs
+
+
+def _sparse_audit(values: np.ndarray, hidden: np.ndarray, relations: Any,
+                  required: np.ndarray, kinds: np.ndarray, rules: DisclosureConfig,
+                  cells: Iterable[int] | None) -> AuditResult:
+    """:func:`audit` with the relations as a sparse matrix (``relations @ x == 0``)."""
+    idx = np.flatnonzero(hidden)
+    a_h = relations[:, idx]
+    keep = np.flatnonzero(a_h.getnnz(axis=1) > 0)
+    a_h = a_h[keep]
+    b = -(relations[:, ~hidden] @ values[~hidden])[keep]
+    pos = {c: k for k, c in enumerate(idx)}
+    targets = [int(c) for c in (idx if cells is None else cells) if required[c] and hidden[c]]
+    out = []
+    for c in targets:
+        bounds = []
+        for sense in (1.0, -1.0):
+            if not len(keep):
+                bounds.append(0.0 if sense > 0 else np.inf)
+                continue
+            obj = np.zeros(idx.size)
+            obj[pos[c]] = sense
+            res = linprog(obj, A_eq=a_h, b_eq=b, bounds=(0, None), method="highs")
+            if res.status == 3:
+                bounds.append(np.inf if sense < 0 else 0.0)
+            elif res.status != 0:
+                raise DisclosureError(f"audit: the LP for cell {c} failed ({res.message})")
+            else:
+                bounds.append(sense * res.fun)
+        lower, upper = bounds
+        x = values[c]
+        if kinds[c] == "magnitude":
+            req_lo, req_hi = x - rules.protection * abs(x), x + rules.protection * abs(x)
+            safe = lower <= req_lo + 1e-9 and upper >= req_hi - 1e-9
+        else:
+            req_lo, req_hi = np.nan, np.nan
+            safe = upper - lower >= rules.min_n - 1e-9
+        out.append({"cell": c, "value": x, "lower": lower, "upper": upper,
+                    "required_lower": req_lo, "required_upper": req_hi,
+                    "width": upper - lower, "safe": bool(safe)})
+    cols = ["cell", "value", "lower", "upper", "required_lower", "required_upper", "width", "safe"]
+    return AuditResult(pd.DataFrame(out, columns=cols))
+
+
+def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: int = 500
+                  ) -> CellProtection:
+    """Primary and secondary suppression of cells released across linked tables.
+
+    The generalisation of :func:`protect_table` to any system of additive relations (a table
+    with margin rows for some dimensions only, totals released in another table, a count shown
+    by two tables). Primary rules per unit (:func:`primary_suppression` with its kind); each
+    primary unit's offending quantities must then be protected against the LP audit
+    (:func:`audit`) of everything published: a count (also the numerator or complement of a
+    share) to an interval at least ``min_n`` wide, a magnitude's sum to ``protection`` times
+    its value on either side. Threshold cells protect their count and sum, dominated cells their
+    sum, shares the side (numerator or complement) below ``min_n``.
+
+    Secondary suppression first hides, in every relation holding exactly one hidden quantity
+    (which it would give away exactly), the relation's cheapest published unit (fewest
+    persons; margins last), to a fixpoint. Then, greedily: while some protected quantity is
+    unsafe, the cheapest
+    published unit (fewest persons; margins last) in the relations that bound it (reached
+    through hidden quantities) that makes it safe is suppressed; failing that, the cheapest ones opening every equation that pins it, or the
+    one that widens its interval most; when no single step widens any unsafe quantity, the
+    cheapest unit of every relation of the first is suppressed at once. The final pattern is
+    audited again.
+
+    Parameters
+    ----------
+    system
+        The cells, quantities and relations.
+    rules
+        Thresholds.
+    max_rounds
+        Most units added before giving up.
+
+    Returns
+    -------
+    CellProtection
+
+    Raises
+    ------
+    DisclosureError
+        Malformed system, a primary cell that is ``fixed``, or no pattern protects a cell (the
+        message names it and says to merge categories).
+    """
+    units, var, unit_of, values, eqs = _system_arrays(system)
+    n_real = len(units)
+    if (unit_of == -1).any():  # one unit, never released, holds the slack variables
+        never = {"n_persons": 0, "kind": "count", "label": "(never released)"}
+        never |= {c: False for c in ("margin", "fixed") if c in units}
+        if "group" in units:
+            never["group"] = "(never released)"
+        units = pd.concat([units, pd.DataFrame([never])], ignore_index=True)
+        unit_of = np.where(unit_of == -1, n_real, unit_of)
+    n_u = len(units)
+    kinds_u = units["kind"].to_numpy(dtype=object)
+    bad = sorted(set(kinds_u) - {"count", "share", "magnitude"})
+    if bad:
+        raise DisclosureError(f"protect_cells: unknown kind(s) {bad}")
+    ev = units.copy()
+    for col in EVIDENCE_COLUMNS:
+        if col not in ev:
+            ev[col] = 0.0 if col.startswith("largest") else np.nan
+    hits = pd.DataFrame(False, index=units.index, columns=["threshold", "nk-rule", "share"])
+    for kind in ("count", "share", "magnitude"):
+        sel = kinds_u == kind
+        if sel.any():
+            hits.loc[sel] = primary_suppression(ev[sel], kind, rules)[list(hits.columns)].to_numpy()
+    primary = hits.any(axis=1).to_numpy()
+    fixed = (units["fixed"].to_numpy(dtype=bool) if "fixed" in units
+             else np.zeros(n_u, dtype=bool))
+    if (primary & fixed).any():
+        labels = ", ".join(units.loc[primary & fixed, "label"].astype(str))
+        raise DisclosureError(f"protect_cells: cell(s) {labels} break a primary rule but are "
+                              "released elsewhere unsuppressed; merge categories")
+    roles = var["role"].to_numpy(dtype=object)
+    n = ev["n_persons"].to_numpy(dtype=float)
+    num = ev["numerator"].to_numpy(dtype=float)
+    low_num = (num < rules.min_n)[unit_of]
+    low_comp = ((n - num) < rules.min_n)[unit_of]
+    thr, nk, sh = (hits[c].to_numpy()[unit_of] for c in ("threshold", "nk-rule", "share"))
+    targets = ((thr & np.isin(roles, ["count", "sum"])) | (nk & (roles == "sum"))
+               | (sh & (((roles == "numerator") & low_num) | ((roles == "complement") & low_comp))))
+    var_kinds = np.where(roles == "sum", "magnitude", "count").astype(object)
+    margin = (units["margin"].to_numpy(dtype=bool) if "margin" in units
+              else np.zeros(n_u, dtype=bool))
+    counts = np.bincount(unit_of[roles == "count"], values[roles == "count"], minlength=n_u)
+    cost = counts + margin * (counts.sum() + 1.0)
+    gcode = (pd.factorize(units["group"])[0] if "group" in units
+             else np.arange(n_u, dtype=np.int64))
+    groups = [np.flatnonzero(gcode == g) for g in range(int(gcode.max()) + 1 if n_u else 0)]
+    gcost = np.array([cost[m].sum() for m in groups])
+    gfixed = np.array([bool(fixed[m].any()) for m in groups])
+    member: list[list[int]] = [[] for _ in range(len(var))]
+    for k, (parts, total) in enumerate(eqs):
+        for x in [*parts, total]:
+            member[x].append(k)
+
+    from scipy import sparse
+
+    rows_i = [k for k, (parts, total) in enumerate(eqs) for _ in range(len(parts) + 1)]
+    cols_i = [x for parts, total in eqs for x in [*parts, total]]
+    signs = [v for parts, total in eqs for v in [*([1.0] * len(parts)), -1.0]]
+    relations = sparse.csr_matrix((signs, (rows_i, cols_i)), shape=(len(eqs), len(var)))
+    incidence = abs(relations).tocsr()
+
+    def check(mask_u: np.ndarray, cells: Iterable[int] | None = None) -> AuditResult:
+        """:func:`audit` on a sparse copy of the relations (same bounds, faster to repeat)."""
+        return _sparse_audit(values, mask_u[unit_of], relations, targets, var_kinds, rules,
+                             cells)
+
+    def slack(row: pd.Series) -> float:
+        if var_kinds[int(row["cell"])] == "magnitude":
+            return float(min(row["value"] - row["lower"], row["upper"] - row["value"]))
+        return float(row["width"])
+
+    def candidates(mask_u: np.ndarray, eq_ids: Iterable[int]) -> list[int]:
+        """Groups with a published unit in the equations, cheapest first."""
+        found = {int(gcode[unit_of[x]]) for k in eq_ids for x in [*eqs[k][0], eqs[k][1]]
+                 if not mask_u[unit_of[x]]}
+        return sorted((g for g in found if not gfixed[g]), key=lambda g: (gcost[g], g))
+
+    def component(v: int, mask_u: np.ndarray) -> list[int]:
+        """The relations reachable from v through hidden quantities (what bounds v)."""
+        hidden = mask_u[unit_of]
+        seen, found, stack = {v}, set(), [v]
+        while stack:
+            for k in member[stack.pop()]:
+                if k in found:
+                    continue
+                found.add(k)
+                for y in [*eqs[k][0], eqs[k][1]]:
+                    if hidden[y] and y not in seen:
+                        seen.add(y)
+                        stack.append(y)
+        return sorted(found)
+
+    def pick(v: int, mask_u: np.ndarray) -> list[int] | None:
+        current = slack(check(mask_u, [v]).cells.iloc[0])
+        best: tuple[float, list[int]] | None = None
+        reach = component(v, mask_u)
+        for g in candidates(mask_u, reach):
+            trial = mask_u.copy()
+            trial[groups[g]] = True
+            row = check(trial, [v]).cells.iloc[0]
+            if row["safe"]:
+                return list(groups[g])
+            gain = slack(row) - current
+            if gain > 1e-9 and (best is None or gain > best[0]):
+                best = (gain, list(groups[g]))
+        hidden = mask_u[unit_of]
+        pinned = [k for k in reach if sum(hidden[x] for x in [*eqs[k][0], eqs[k][1]]) == 1]
+        if len(pinned) > 1:
+            opened = open_equations(v, mask_u, pinned, current)
+            if opened is not None and (best is None or opened[0] > best[0]):
+                return opened[1]
+        return best[1] if best else None
+
+    def open_equations(v: int, mask_u: np.ndarray, eq_ids: list[int], current: float
+                       ) -> tuple[float, list[int]] | None:
+        """The cheapest published group of each equation at once, if that widens v's
+        interval."""
+        add: list[int] = []
+        for k in eq_ids:
+            options = [g for g in candidates(mask_u, [k]) if g not in add]
+            if options:
+                add.append(options[0])
+        if not add:
+            return None
+        units_added = [int(u) for g in add for u in groups[g]]
+        trial = mask_u.copy()
+        trial[units_added] = True
+        row = check(trial, [v]).cells.iloc[0]
+        gain = np.inf if row["safe"] else slack(row) - current
+        return (gain, units_added) if gain > 1e-9 else None
+
+    def close(mask_u: np.ndarray) -> np.ndarray:
+        """No relation may hold exactly one hidden released quantity (it would be recovered
+        exactly): open each such relation with its cheapest published group, to a fixpoint."""
+        mask_u = mask_u.copy()
+        skip: set[int] = set()
+        while True:
+            hidden = mask_u[unit_of]
+            released = hidden & (unit_of < n_real)
+            alone = np.flatnonzero((incidence @ hidden.astype(float) == 1)
+                                   & (incidence @ released.astype(float) == 1))
+            alone = [int(k) for k in alone if k not in skip]
+            if not alone:
+                return mask_u
+            options = candidates(mask_u, [alone[0]])
+            if options:
+                mask_u[groups[options[0]]] = True
+            else:  # nothing to open (every other unit fixed): the audit decides
+                skip.add(alone[0])
+
+    suppressed = primary.copy()
+    suppressed[n_real:] = True
+    for m in groups:  # a group is hidden together
+        if suppressed[m].any():
+            suppressed[m] = True
+    suppressed = close(suppressed)
+    unsafe = [int(c) for c in np.flatnonzero(targets)]
+    for _ in range(max_rounds):
+        # hiding more only widens intervals: a quantity once safe stays safe
+        result = check(suppressed, unsafe)
+        unsafe = [int(c) for c in result.cells.loc[~result.cells["safe"], "cell"]]
+        if not unsafe:
+            break
+        added = None
+        for v in unsafe:  # the first quantity some published group widens
+            added = pick(v, suppressed)
+            if added:
+                break
+        if not added:  # open every relation of the first at once
+            v = unsafe[0]
+            current = slack(check(suppressed, [v]).cells.iloc[0])
+            opened = open_equations(v, suppressed, component(v, suppressed), current)
+            added = opened[1] if opened else None
+        if not added:
+            raise DisclosureError(
+                f"no suppression pattern protects the {roles[v]} of cell "
+                f"{units.loc[unit_of[v], 'label']} against recovery from the released totals; "
+                "merge it with a neighbouring category (year, market or channel) and rebuild "
+                "the tables")
+        suppressed[added] = True
+        suppressed = close(suppressed)
+    else:
+        raise DisclosureError(f"protect_cells: no safe pattern within {max_rounds} rounds")
+    final = audit(values, suppressed[unit_of], eqs, required=targets, kinds=var_kinds,
+                  rules=rules).cells
+    if not final["safe"].all():  # pragma: no cover - the sparse and dense audits agree
+        raise DisclosureError("protect_cells: the final audit disagrees with the search")
+    suppressed, primary = suppressed[:n_real], primary[:n_real]
+    final.insert(1, "unit", unit_of[final["cell"].to_numpy(dtype=np.int64)])
+    final.insert(2, "label", units.loc[final["unit"], "label"].to_numpy())
+    final.insert(3, "role", roles[final["cell"].to_numpy(dtype=np.int64)])
+    reasons = pd.Series([""] * n_real, index=units.index[:n_real], dtype=object)
+    for rule in ("threshold", "nk-rule", "share"):
+        hit = hits[rule].to_numpy()[:n_real]
+        reasons[hit] = reasons[hit] + f"{rule}; "
+    reasons[suppressed & ~primary] = "secondary; "
+    reasons[reasons == ""] = "ok"
+    return CellProtection(suppressed=suppressed, status=reasons, audit=final)
 
 
 # --- identifiers, order statistics, models --------------------------------------------------------

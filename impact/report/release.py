@@ -4,7 +4,9 @@
 it was built, runs every disclosure check of :mod:`impact.report.disclosure`, and writes into
 ``release/`` only tables that pass (suppressed cells blanked), the figures drawn from those checked
 tables, ``disclosure_log.csv`` and ``disclosure_report.json`` (ACRO layout). A table that cannot be
-made safe is withheld and logged (status ``fail``), never written.
+made safe is withheld and logged (status ``fail``), never written. Tables that show the same cells
+(:class:`LinkedTables`) are protected together first
+(:func:`~impact.report.disclosure.protect_cells`).
 
 :func:`write_manifest` records what produced a folder: the hashes of its files and of the inputs, the
 configuration and its hash, the seed, package versions, the git commit with a dirty flag, and the
@@ -18,7 +20,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from impact.workflow.config import StudyConfig, config_hash, to_dict
 
 __all__ = [
     "CellTable",
+    "LinkedTables",
     "MarginTable",
     "ModelTable",
     "ReleaseFigure",
@@ -65,6 +68,9 @@ class CellTable:
         Caption and notes of the exported table.
     folder
         Subfolder of ``release/`` the table is written into (default ``tables``).
+    secondary
+        Per row: blanked to protect cells of linked tables (set by :class:`LinkedTables`; empty
+        = none).
     """
 
     name: str
@@ -75,6 +81,7 @@ class CellTable:
     title: str = ""
     notes: TableNotes | Sequence[str] = ()
     folder: str = "tables"
+    secondary: tuple[bool, ...] = ()
 
     @classmethod
     def from_micro(cls, name: str, micro: pd.DataFrame, by: Sequence[str], *, statistic: str,
@@ -154,6 +161,10 @@ class ModelTable:
     ``residual_df``, ``departments`` and ``persons`` must be present (see
     :func:`~impact.report.disclosure.check_model_rows`) and are dropped from the released file
     unless ``keep_support``. ``folder``: subfolder of ``release/`` (default ``tables``).
+    ``linked``: columns that rest on every row of a group (e.g. a test of equal effects over
+    the subgroups): ``(group columns, columns)``; they are blanked on every row of a group in
+    which some row is suppressed (rule ``secondary``). ``secondary``: per row, blanked to
+    protect cells of linked tables (set by :class:`LinkedTables`).
     """
 
     name: str
@@ -166,6 +177,8 @@ class ModelTable:
     title: str = ""
     notes: TableNotes | Sequence[str] = ()
     folder: str = "tables"
+    linked: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+    secondary: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,26 @@ class ReleaseFigure:
 ReleaseTable = CellTable | MarginTable | ModelTable
 
 
+@dataclass(frozen=True)
+class LinkedTables:
+    """Tables that show the same additive cells, protected together.
+
+    ``system`` (:class:`~impact.report.disclosure.CellSystem`) holds every cell the members
+    show and the relations between them (margin rows, totals repeated in another table);
+    ``rows`` maps each member's name to, per row of its frame, the units (rows of
+    ``system.units``) that row shows. :func:`write_released` runs
+    :func:`~impact.report.disclosure.protect_cells` on the system, then checks each member as
+    usual with the rows that show a hidden unit blanked (rule ``secondary`` where the member's
+    own rules did not already blank them). When no pattern protects the cells, every member is
+    withheld. The audit stays private (``ReleaseResult.audits[name]``).
+    """
+
+    name: str
+    system: disclosure.CellSystem
+    members: tuple[CellTable | ModelTable, ...]
+    rows: dict[str, tuple[tuple[int, ...], ...]]
+
+
 @dataclass
 class ReleaseResult:
     """What :func:`write_released` did: ``status`` per output (pass / review / fail), the released
@@ -190,6 +223,7 @@ class ReleaseResult:
     released: dict[str, pd.DataFrame] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     log: disclosure.DisclosureLog | None = None
+    audits: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def withheld(self) -> list[str]:
@@ -210,7 +244,8 @@ def prepare_folder(folder: str | Path, *, replace: bool = False) -> Path:
     return folder
 
 
-def write_released(tables: Sequence[ReleaseTable], out_dir: str | Path, config: StudyConfig, *,
+def write_released(tables: Sequence[ReleaseTable | LinkedTables], out_dir: str | Path,
+                   config: StudyConfig, *,
                    figures: Sequence[ReleaseFigure] = (), formats: Sequence[str] = FORMATS,
                    replace: bool = False) -> ReleaseResult:
     """Check every table and write only what may leave the server.
@@ -218,7 +253,8 @@ def write_released(tables: Sequence[ReleaseTable], out_dir: str | Path, config: 
     Parameters
     ----------
     tables
-        :class:`CellTable`, :class:`MarginTable` or :class:`ModelTable` objects.
+        :class:`CellTable`, :class:`MarginTable`, :class:`ModelTable` or :class:`LinkedTables`
+        objects.
     out_dir
         The ``release/`` folder: must be empty or absent (or ``replace``, which empties it).
     config
@@ -238,11 +274,19 @@ def write_released(tables: Sequence[ReleaseTable], out_dir: str | Path, config: 
     out = prepare_folder(out_dir, replace=replace)
     log = disclosure.DisclosureLog(rules)
     result = ReleaseResult(log=log)
-    names = [t.name for t in tables] + [f.name for f in figures]
+    names = [n for t in tables for n in ([m.name for m in t.members]
+                                         if isinstance(t, LinkedTables) else [t.name])]
+    names += [f.name for f in figures]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ImpactError(f"write_released: output name(s) used twice: {', '.join(dupes)}")
+    checked: list[ReleaseTable] = []
     for table in tables:
+        if isinstance(table, LinkedTables):
+            checked += _protect_linked(table, rules, result)
+        else:
+            checked.append(table)
+    for table in checked:
         try:
             frame, status, kind = _check(table, rules)
         except DisclosureError as err:
@@ -278,6 +322,45 @@ def write_released(tables: Sequence[ReleaseTable], out_dir: str | Path, config: 
     return result
 
 
+def _protect_linked(linked: LinkedTables, rules: Any, result: ReleaseResult
+                    ) -> list[ReleaseTable]:
+    """The members of linked tables with the rows that show a hidden cell marked secondary
+    (none when no pattern protects the cells: then every member is logged as withheld)."""
+    log = result.log
+    assert log is not None
+    try:
+        missing = sorted(m.name for m in linked.members if m.name not in linked.rows)
+        if missing:
+            raise DisclosureError(f"{linked.name}: no rows given for {', '.join(missing)}")
+        for m in linked.members:
+            if len(linked.rows[m.name]) != len(m.frame):
+                raise DisclosureError(f"{linked.name}: {len(linked.rows[m.name])} row maps for "
+                                      f"the {len(m.frame)} rows of {m.name}")
+        protection = disclosure.protect_cells(linked.system, rules)
+    except DisclosureError as err:
+        for m in linked.members:
+            result.status[m.name] = log.add(m.name, kind="table", status=None,
+                                            refused=f"{linked.name}: {err}")
+        return []
+    result.audits[linked.name] = protection.audit
+    hidden = protection.suppressed
+    out: list[ReleaseTable] = []
+    for m in linked.members:
+        mask = tuple(bool(any(hidden[u] for u in units)) for units in linked.rows[m.name])
+        out.append(replace(m, secondary=mask))
+    return out
+
+
+def _secondary(table: CellTable | ModelTable, n_rows: int) -> np.ndarray:
+    """The rows a table must blank to protect linked cells."""
+    if not table.secondary:
+        return np.zeros(n_rows, dtype=bool)
+    if len(table.secondary) != n_rows:
+        raise DisclosureError(f"{table.name}: {len(table.secondary)} secondary flags for "
+                              f"{n_rows} rows")
+    return np.asarray(table.secondary, dtype=bool)
+
+
 def _check(table: ReleaseTable, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The released frame, its per-cell status mask and ACRO's output type."""
     if isinstance(table, MarginTable):
@@ -291,13 +374,23 @@ def _check(table: ReleaseTable, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame,
     if isinstance(table, ModelTable):
         mask = disclosure.check_model_rows(table.frame, rules, residual_df=table.residual_df,
                                            departments=table.departments, persons=table.persons)
-        rule_cols = ["dof", "departments", "threshold"]
+        rule_cols = ["dof", "departments", "threshold", "secondary"]
         frame = table.frame.copy()
-        frame.loc[mask["suppress"].to_numpy(), list(table.value_columns)] = np.nan
+        missing = [c for c in table.value_columns if c not in frame]
+        if missing:
+            raise DisclosureError(f"{table.name}: value column(s) {', '.join(missing)} not in "
+                                  "the table")
+        frame = frame.astype({c: float for c in table.value_columns
+                              if frame[c].dtype.kind in "iu"})  # numpy ints cannot hold NaN
+        mask["secondary"] = _secondary(table, len(frame)) & ~mask["suppress"].to_numpy()
+        blank = mask["suppress"].to_numpy() | mask["secondary"].to_numpy()
+        frame.loc[blank, list(table.value_columns)] = np.nan
+        status = _row_status(mask, rule_cols, table.value_columns, frame.index)
+        if table.linked is not None:
+            frame, status = _blank_linked(frame, status, blank, table.linked)
         if not table.keep_support:
             support = [c for c in [table.residual_df, *table.departments, *table.persons] if c]
             frame = frame.drop(columns=support)
-        status = _row_status(mask, rule_cols, table.value_columns, frame.index)
         return frame, status, "regression"
     prim = disclosure.primary_suppression(table.evidence.reset_index(drop=True), table.kind, rules)
     if len(prim) != len(table.frame):
@@ -307,9 +400,32 @@ def _check(table: ReleaseTable, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame,
     counts = [c for c in frame.columns if str(c).startswith("n_")]
     blank = list(dict.fromkeys([*table.value_columns, *counts]))
     frame = frame.astype({c: float for c in blank if pd.api.types.is_integer_dtype(frame[c])})
-    frame.loc[prim["suppress"].to_numpy(), blank] = np.nan
-    status = _row_status(prim, ["threshold", "nk-rule", "share"], tuple(blank), frame.index)
+    prim["secondary"] = _secondary(table, len(frame)) & ~prim["suppress"].to_numpy()
+    frame.loc[prim["suppress"].to_numpy() | prim["secondary"].to_numpy(), blank] = np.nan
+    status = _row_status(prim, ["threshold", "nk-rule", "share", "secondary"], tuple(blank),
+                         frame.index)
     return frame, status, "table"
+
+
+def _blank_linked(frame: pd.DataFrame, status: pd.DataFrame, blank: np.ndarray,
+                  linked: tuple[tuple[str, ...], tuple[str, ...]]
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Blank ``linked`` columns on every row of a group holding a blanked row (``secondary``)."""
+    keys, columns = list(linked[0]), list(linked[1])
+    missing = [c for c in [*keys, *columns] if c not in frame]
+    if missing:
+        raise DisclosureError(f"linked column(s) {', '.join(missing)} not in the table")
+    groups = frame.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    hit = np.isin(groups, groups[blank]) & frame[columns].notna().any(axis=1).to_numpy()
+    frame = frame.copy()
+    frame.loc[hit, columns] = np.nan
+    status = status.copy()
+    for c in columns:
+        if c in status:
+            status.loc[hit & (status[c] == "ok").to_numpy(), c] = "secondary; "
+        else:
+            status[c] = np.where(hit, "secondary; ", "ok")
+    return frame, status
 
 
 def _row_status(mask: pd.DataFrame, rules: Sequence[str], columns: Sequence[str],

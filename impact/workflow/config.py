@@ -197,6 +197,9 @@ class BayesConfig:
     target_accept: float = _opt(0.95, "NUTS target acceptance", low=0, high=1, low_open=True,
                                 high_open=True)
     sampler: str = _opt("auto", "MCMC backend", allowed=("auto", "nutpie", "pymc", "numpyro"))
+    effect_by: str = _opt("municipality_id", "groups with their own, partially pooled effect "
+                          "(reported pooled and per group)",
+                          allowed=("municipality_id", "market_type"))
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,10 @@ class FollowupConfig:
     effect_of_interest: float = _opt(0.02, "effect of policy interest on the outcome's scale",
                                      low=0, low_open=True)
     n_reps: int = _opt(200, "replications of the simulation check (0 = none)", low=0)
+    subgroups: tuple[str, ...] = _opt(
+        ("market_type", "vulnerability"),
+        "subgroup variables of the design by stratum (power and sample size per subgroup; "
+        "empty = none)", allowed=("market_type", "vulnerability"))
 
 
 @dataclass(frozen=True)

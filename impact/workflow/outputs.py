@@ -255,6 +255,11 @@ def followup_tables(design: Any, panel: pd.DataFrame) -> list[CellTable | ModelT
     for key, frame in {**render.tables(design), "curves": design.curves}.items():
         frame = frame.reset_index(drop=True)
         title = f"Follow-up design: {render.TABLES.get(key, ('Power curves', []))[0]}"
+        if key == "by_subgroup":  # support per stratum
+            from impact.subgroup_outputs import followup_subgroup_table
+
+            out.append(followup_subgroup_table(design, panel, design.subgroup_labels))
+            continue
         if key == "strata":
             layout = power_design(panel, outcome=s["outcome"], tool=s["tool"],
                                   effect_lag=s["effect_lag"])

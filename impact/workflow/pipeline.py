@@ -493,22 +493,31 @@ def _subgroups_and_channels(registers: Registers, frame: Any, tables: Path, conf
     subgroup, a Wald test of equal effects) and who is housed through each letting channel.
 
     Written to ``private/tables/`` (``did_subgroups.csv``, ``tenant_composition.csv``,
-    ``tenant_channel_contrasts.csv``, ``tenant_linkage.csv``); not yet released.
+    ``tenant_channel_contrasts.csv``, ``tenant_linkage.csv``) and offered for release with their
+    support (:mod:`impact.subgroup_outputs`: ``did_subgroups``, the tenant composition cells with
+    the totals other tables repeat, protected together, and the contrasts, with figures). The
+    subgroup labels and tests are kept for the follow-up design.
     """
-    from impact import channels, subgroups
+    from impact import channels, subgroup_outputs, subgroups
     from impact.workflow.estimates import prepare
 
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            data = prepare(frame, cluster=config.study.cluster,
+        prepared = prepare(frame, cluster=config.study.cluster,
                            baselines=dict.fromkeys([*config.did.primary.baselines,
                                                     "share_employed"]))  # vulnerability terciles
-            by = subgroups.headline(data, n_boot=config.primary_boot, seed=config.seed,
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            by = subgroups.headline(prepared, n_boot=config.primary_boot, seed=config.seed,
                                     truth=registers.truth, outcomes=tuple(config.study.outcomes),
                                     tools=tuple(config.study.tools), spec=config.did.primary,
                                     alpha=config.study.alpha)
         by.to_csv(tables / "did_subgroups.csv", index=False)
+        labels = subgroup_outputs.department_labels(prepared, subgroups.SUBGROUPS)
+        state["subgroups"], state["subgroup_labels"] = by, labels
+        state["release"].append(subgroup_outputs.subgroup_table(by, frame, labels))
+        if "share_employed" in config.study.outcomes:
+            state["figures"] += subgroup_outputs.subgroup_figures(subgroups.SUBGROUPS,
+                                                                  config.study.tools)
         state["problems"] += [{"step": "subgroups", "tool": "", "outcome": "",
                                "estimator": "imputation", "kind": "warning",
                                "message": str(w.message)} for w in caught]
@@ -521,6 +530,8 @@ def _subgroups_and_channels(registers: Registers, frame: Any, tables: Path, conf
         comp.composition.to_csv(tables / "tenant_composition.csv", index=False)
         comp.contrasts.to_csv(tables / "tenant_channel_contrasts.csv", index=False)
         comp.linkage.to_csv(tables / "tenant_linkage.csv", index=False)
+        state["release"].append(subgroup_outputs.tenant_tables(comp))
+        state["figures"] += subgroup_outputs.tenant_figures()
     except ImpactError as err:
         state["problems"].append({"step": "channels", "tool": "", "outcome": "",
                                   "estimator": "tenant_composition", "kind": "error",
@@ -534,12 +545,14 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     to t-1 per dwelling (what can have moved the 1-January stock of t), not same-year intensity.
     For an ``exposure_<tool>`` treatment, the pooled effect per unit of exposure times the mean
     exposure over the department-years of the primary estimate gives an implied ATT, set beside
-    the tool-specific truth of those department-years. Everything goes to ``private/bayes/``;
-    the effect table (``tidy()`` with its support counts) is also offered for release
-    (``release/tables/bayes_effects``, checked like every model output).
+    the tool-specific truth of those department-years; each ``[bayes].effect_by`` group's effect
+    is reported the same way over its own department-years (``implied_att_<stem>.csv``: the
+    pooled row first). Everything goes to ``private/bayes/``; the effect table (``tidy()`` with
+    its support counts) is offered for release (``release/tables/bayes_effects``, checked like
+    every model output), and so are the implied ATTs with their support per group
+    (:func:`impact.subgroup_outputs.bayes_table`).
     """
-    from impact import bayes
-    from impact.simulate.truth import effect_column
+    from impact import bayes, subgroup_outputs
     from impact.workflow import outputs
     from impact.workflow.estimates import persons_of
 
@@ -573,7 +586,7 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
                 data, b.outcome, treatment, likelihood=b.likelihood, trials=b.trials or None,
                 draws=b.draws, tune=b.tune, chains=b.chains, seed=config.seed,
                 threshold=b.threshold, target_accept=b.target_accept, sampler=b.sampler,
-                persons=persons_of(data, b.outcome))
+                persons=persons_of(data, b.outcome), effect_by=b.effect_by)
     except EstimationError as err:  # listed with the run's problems, never silently skipped
         state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
                                   "estimator": "hierarchical", "kind": "error",
@@ -602,22 +615,14 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     state["release"].append(outputs.bayes_effects_table(result.tidy()))
     pooled = result.effects[result.effects["group"] == "pooled"]
     if treatment.startswith("exposure_"):
-        tool = treatment.removeprefix("exposure_")
-        cohort = data[f"cohort_{tool}"]
-        lag = config.did.primary.onset_lag  # the department-years of the primary estimate
-        rows = data[(cohort > 0) & (data["year"] >= cohort + lag)]
-        mean_exposure = float(rows[treatment].mean())
-        implied = {"treatment": treatment, "n_department_years": len(rows),
-                   "mean_exposure": mean_exposure}
-        for col in ("mean", "lower_90", "upper_90", "lower_95", "upper_95"):
-            implied[f"implied_att_{col}"] = float(pooled[col].iloc[0]) * mean_exposure
-        if registers.truth is not None:
-            col = effect_column(b.outcome, tool)
-            m = rows[["department_id", "year"]].merge(
-                registers.truth[["department_id", "year", col]], on=["department_id", "year"],
-                how="left")
-            implied["truth"] = float(m[col].mean())
-        pd.DataFrame([implied]).to_csv(folder / f"implied_att_{stem}.csv", index=False)
+        implied = subgroup_outputs.implied_effects(
+            result.effects, data, treatment, b.effect_by, truth=registers.truth,
+            outcome=b.outcome,
+            onset_lag=config.did.primary.onset_lag)
+        implied.to_csv(folder / f"implied_att_{stem}.csv", index=False)
+        state["release"].append(subgroup_outputs.bayes_table(
+            implied, result.effects, data, b.outcome, converged=result.converged))
+        state["figures"].append(subgroup_outputs.bayes_figure(b.outcome))
     print(pooled.to_string(index=False), file=sys.stderr)
     print(result.diagnostics.to_string(index=False), file=sys.stderr)
 
@@ -631,11 +636,35 @@ def _followup(registers: Registers, out: Path, config: StudyConfig, state: dict[
 
     f = config.followup
     frame = state["panel"].frame
+    labels = state.get("subgroup_labels", {})
+    by = state.get("subgroups")
+    strata = {v: labels[v] for v in f.subgroups if v in labels}
+    missing = [v for v in f.subgroups if v not in labels]
+    if missing:
+        state["problems"].append({"step": "followup", "tool": f.tool, "outcome": f.outcome,
+                                  "estimator": "design", "kind": "skipped",
+                                  "message": "no design by subgroup for "
+                                             f"{', '.join(missing)}: the subgroup estimates "
+                                             "failed"})
+    equal: dict[str, float] = {}
+    if by is not None:
+        tests = by[(by["tool"] == f.tool) & (by["outcome"] == f.outcome)
+                   & (by["subgroup"] == "all")]
+        equal = dict(zip(tests["subgroup_variable"], tests["equal_effects_p_value"],
+                         strict=True))
     d = followup.design(frame, outcome=f.outcome, tool=f.tool,
                         effect_of_interest=f.effect_of_interest, alpha=config.study.alpha,
-                        n_reps=f.n_reps, seed=config.seed)
+                        n_reps=f.n_reps, seed=config.seed, subgroups=strata or None,
+                        equal_effects=equal)
     d.write(out / "private" / "followup")
     state["followup"] = d
+    differ = d.by_subgroup[d.by_subgroup["effects_differ"].astype(bool)]
+    for variable, rows in differ.groupby("subgroup_variable", sort=True):
+        state["closing"].append(
+            f"Follow-up: the effects of {f.tool} on {f.outcome} differ by {variable} (p = "
+            f"{rows['equal_effects_p_value'].iloc[0]:.3g}): each stratum needs its own power, "
+            f"{int(rows['n_departments'].sum())} departments over the strata "
+            f"(private/followup/by_subgroup.csv).")
     state["release"] += outputs.followup_tables(d, frame)
 
 
@@ -764,10 +793,10 @@ def _steps(*, simulated: bool, config: StudyConfig) -> list[Step]:
     ]
     if config.bayes:
         steps.append(Step("bayes", "Bayesian hierarchical model (PyMC): exposure effects by "
-                          "municipality", _bayes, after=("panel",), registers=True,
-                          config=("run.seed", "bayes", "did.primary.onset_lag")))
+                          f"{config.bayes_model.effect_by}", _bayes, after=("panel",),
+                          registers=True, config=("run.seed", "bayes", "did.primary.onset_lag")))
     if config.followup.enabled:
         steps.append(Step("followup", "Follow-up study design (power on the panel's design)",
-                          _followup, after=("panel",),
+                          _followup, after=("panel", "did"),  # did: the subgroup effects
                           config=("run.seed", "study.alpha", "followup")))
     return steps
