@@ -1,5 +1,5 @@
 """Release of the subgroup effects, the tenant composition by letting channel, the Bayesian
-effects by market and the follow-up design by subgroup stratum (impact.subgroup_outputs), on the
+effects by market and the follow-up design by subgroup stratum (impact.workflow.subgroup_outputs), on the
 small simulated world with crafted small cells.
 
 One release run (module fixture) holds every table: the crafted in-movers put 2 persons in one
@@ -29,7 +29,7 @@ from impact.outputs import headline_table
 from impact.report import disclosure
 from impact.report.release import write_released
 from impact.report.tables import read_csv
-from impact.subgroup_outputs import (
+from impact.workflow.subgroup_outputs import (
     bayes_figure,
     bayes_table,
     department_labels,

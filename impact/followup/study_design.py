@@ -361,7 +361,7 @@ def design(
         The simulation check on the panel's design (:func:`impact.diagnostics.power`); 0 skips it.
     subgroups
         Subgroup variable -> the stratum of each department (Series indexed by
-        ``department_id``, e.g. :func:`impact.subgroup_outputs.department_labels`): adds
+        ``department_id``, e.g. :func:`impact.workflow.subgroup_outputs.department_labels`): adds
         :attr:`FollowupDesign.by_subgroup`, the design inside each stratum with its own noise
         model, over the same grid of departments and years.
     equal_effects

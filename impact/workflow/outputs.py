@@ -256,7 +256,7 @@ def followup_tables(design: Any, panel: pd.DataFrame) -> list[CellTable | ModelT
         frame = frame.reset_index(drop=True)
         title = f"Follow-up design: {render.TABLES.get(key, ('Power curves', []))[0]}"
         if key == "by_subgroup":  # support per stratum
-            from impact.subgroup_outputs import followup_subgroup_table
+            from impact.workflow.subgroup_outputs import followup_subgroup_table
 
             out.append(followup_subgroup_table(design, panel, design.subgroup_labels))
             continue

@@ -494,11 +494,12 @@ def _subgroups_and_channels(registers: Registers, frame: Any, tables: Path, conf
 
     Written to ``private/tables/`` (``did_subgroups.csv``, ``tenant_composition.csv``,
     ``tenant_channel_contrasts.csv``, ``tenant_linkage.csv``) and offered for release with their
-    support (:mod:`impact.subgroup_outputs`: ``did_subgroups``, the tenant composition cells with
+    support (:mod:`impact.workflow.subgroup_outputs`: ``did_subgroups``, the tenant composition cells with
     the totals other tables repeat, protected together, and the contrasts, with figures). The
     subgroup labels and tests are kept for the follow-up design.
     """
-    from impact import channels, subgroup_outputs, subgroups
+    from impact import channels, subgroups
+    from impact.workflow import subgroup_outputs
     from impact.workflow.estimates import prepare
 
     try:
@@ -550,10 +551,10 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     pooled row first). Everything goes to ``private/bayes/``; the effect table (``tidy()`` with
     its support counts) is offered for release (``release/tables/bayes_effects``, checked like
     every model output), and so are the implied ATTs with their support per group
-    (:func:`impact.subgroup_outputs.bayes_table`).
+    (:func:`impact.workflow.subgroup_outputs.bayes_table`).
     """
-    from impact import bayes, subgroup_outputs
-    from impact.workflow import outputs
+    from impact import bayes
+    from impact.workflow import outputs, subgroup_outputs
     from impact.workflow.estimates import persons_of
 
     b = config.bayes_model

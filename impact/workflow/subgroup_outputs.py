@@ -33,9 +33,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from impact.outputs import SUPPORT, _control_rows, _treated_rows, person_base, persons_lower_bound
 from impact.report.disclosure import CellSystem, cell_evidence
 from impact.report.release import CellTable, LinkedTables, ModelTable, ReleaseFigure
+from impact.workflow.outputs import (
+    SUPPORT,
+    _control_rows,
+    _treated_rows,
+    person_base,
+    persons_lower_bound,
+)
 
 __all__ = [
     "bayes_figure",
