@@ -148,13 +148,21 @@ def registers(
         tables[name] = build_tables(rec, links, world.departments, cfg)
         del rec, links
     # Tool-specific counterfactuals: the world without one tool (its spells removed, the other
-    # tool's as agreed), on the same random numbers. Only their summaries are kept.
+    # tool's as agreed), on the same random numbers. Only their summaries are kept. A world is a
+    # pure function of its schedules (the streams are keyed hashes), so a schedule equal to the
+    # factual's (the tool never used) or to none at all (the other tool never used) reuses that
+    # world's summary instead of simulating it again.
     without = {}
     for tool in TOOLS_WITH_MECHANISM:
         ka, fu = schedule(world, tool_adoption[tool_adoption["tool"] != tool])
-        rec = simulate_world(world, cfg, streams, ka, fu, effect_scale)
-        without[tool] = world_summary(rec, world.n)
-        del rec
+        if np.array_equal(ka, referral) and np.array_equal(fu, flexible):
+            without[tool] = summaries["factual"]
+        elif not ka.any() and not fu.any():
+            without[tool] = summaries["counterfactual"]
+        else:
+            rec = simulate_world(world, cfg, streams, ka, fu, effect_scale)
+            without[tool] = world_summary(rec, world.n)
+            del rec
     truth = truth_table(world.departments, summaries["factual"], summaries["counterfactual"],
                         referral, flexible, without=without)
     empty_adoption = tool_adoption.iloc[0:0].reset_index(drop=True)
