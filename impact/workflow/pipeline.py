@@ -210,6 +210,10 @@ def _build_panel(registers: Registers, out: Path, config: StudyConfig, state: di
                                   "kind": "dropped rows",
                                   "message": f"{row.step}: {row.rows_removed} rows dropped "
                                              f"({row.filter}: {row.note})"})
+    from impact.workflow import appendix
+
+    state["release"].append(appendix.attrition_table(att, n_years=int(result.frame["year"]
+                                                                     .nunique())))
 
 
 def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
@@ -223,6 +227,10 @@ def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[
     describe.group_sizes(frame).to_csv(folder / "group_sizes.csv", index=False)
     tables, figures = outputs.report_trend_tables(frame)
     state["release"] += [*tables, outputs.group_sizes_table(frame)]
+    from impact.workflow import appendix
+
+    state["release"] += [appendix.group_descriptives_table(frame),
+                         appendix.mover_composition_table(frame)]
     state["figures"] += figures
 
 
@@ -431,17 +439,37 @@ def _followup(registers: Registers, out: Path, config: StudyConfig, state: dict[
 def _release(out: Path, config: StudyConfig, state: dict[str, Any]) -> Any:
     """Check and write ``release/``; copy the checked headline to ``tables/headline.csv``."""
     from impact.report.release import write_released
+    from impact.workflow import appendix
 
     release = out / "release"
-    result = write_released(state["release"], release, config, figures=state["figures"])
+    figures = [*state["figures"], *appendix.effect_figures([t.name for t in state["release"]])]
+    result = write_released(state["release"], release, config, figures=figures)
     if "headline" in result.released:
         (out / "tables").mkdir(exist_ok=True)
         result.released["headline"].to_csv(out / "tables" / "headline.csv", index=False,
                                            lineterminator="\n")
     if "followup" in state:
         _release_followup_documents(state["followup"], release, result)
+    _release_effect_tables(release, result, config, state)
     _release_paper_inputs(release, result)
     return result
+
+
+def _release_effect_tables(release: Path, result: Any, config: StudyConfig,
+                           state: dict[str, Any]) -> None:
+    """The appendix's effect tables (``release/tables/appendix_*``): views of released tables."""
+    from impact.workflow import appendix
+
+    written = appendix.write_effect_tables(
+        result.released, release / "tables", alpha=config.study.alpha,
+        primary_boot=config.primary_boot, n_boot=config.n_boot, simulated=state["simulated"],
+        bayes_outcome=config.bayes_model.outcome, bayes_treatment=config.bayes_model.treatment)
+    for name, files in written.items():
+        result.files += files
+        result.status[name] = result.log.add(
+            name, kind="table", status=None, files=[str(f.relative_to(release)) for f in files],
+            comments=[f"a view of the released table {appendix.EFFECT_TABLES[name]}"])
+    result.log.write(release)
 
 
 def _release_paper_inputs(release: Path, result: Any) -> None:
