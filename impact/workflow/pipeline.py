@@ -451,8 +451,29 @@ def _release(out: Path, config: StudyConfig, state: dict[str, Any]) -> Any:
     if "followup" in state:
         _release_followup_documents(state["followup"], release, result)
     _release_effect_tables(release, result, config, state)
-    _release_paper_inputs(release, result)
+    _release_paper_inputs(release, result, settings=_paper_settings(config, state, result))
     return result
+
+
+def _paper_settings(config: StudyConfig, state: dict[str, Any], result: Any) -> dict[str, Any]:
+    """The settings the paper quotes (``\\Setting...`` macros): the run's configuration and the
+    disclosure log's counts so far."""
+    log = result.log.frame()
+    level = 100 * (1 - config.study.alpha)
+    return {
+        "simulated": state["simulated"], "scale": config.scale, "seed": config.seed,
+        "primary_boot": config.primary_boot, "n_boot": config.n_boot,
+        "interval_level": f"{level:.0f}%" if level.is_integer() else f"{level:g}%",
+        "min_n": config.disclosure.min_n, "min_departments": config.disclosure.min_departments,
+        "min_residual_df": config.disclosure.min_residual_df,
+        "dominance_n": config.disclosure.dominance_n,
+        "dominance_pct": round(100 * config.disclosure.dominance_k),
+        "bayes_draws": config.bayes_model.draws, "bayes_chains": config.bayes_model.chains,
+        "followup_effect": config.followup.effect_of_interest,
+        "outputs_released": sum(v != "fail" for v in result.status.values()),
+        "outputs_withheld": sum(v == "fail" for v in result.status.values()),
+        "cells_suppressed": int((log["action"] == "suppressed").sum()),
+    }
 
 
 def _release_effect_tables(release: Path, result: Any, config: StudyConfig,
@@ -472,14 +493,19 @@ def _release_effect_tables(release: Path, result: Any, config: StudyConfig,
     result.log.write(release)
 
 
-def _release_paper_inputs(release: Path, result: Any) -> None:
-    """``release/paper/numbers.tex`` and ``headline_table.tex`` from the released frames."""
+def _release_paper_inputs(release: Path, result: Any, settings: dict[str, Any] | None = None
+                          ) -> None:
+    """``release/paper/numbers.tex`` and ``headline_table.tex`` from the released frames (and
+    the run's settings the text quotes)."""
     from impact.report import paper
 
-    files = paper.write_inputs(release / "paper", result.released)
+    files = paper.write_inputs(release / "paper", result.released, settings=settings)
     if files:
         result.files += files
-        used = [n for n in ("headline", "followup_comparison") if n in result.released]
+        used = [n for n in ("headline", "followup_comparison", "appendix_group_descriptives",
+                            "appendix_mover_composition", "appendix_attrition",
+                            "did_att_gt_aggregates", "did_twfe", "did_dose_response",
+                            "bayes_effects") if n in result.released]
         result.status["paper_inputs"] = result.log.add(
             "paper_inputs", kind="table", status=None,
             files=[str(f.relative_to(release)) for f in files],
