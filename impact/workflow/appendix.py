@@ -32,8 +32,8 @@ import pandas as pd
 from impact.report.release import LinkedTable
 from impact.report.tables import FORMATS, TableNotes, export_table
 
-__all__ = ["EFFECT_TABLES", "attrition_table", "group_descriptives_table",
-           "mover_composition_table", "write_effect_tables"]
+__all__ = ["EFFECT_TABLES", "attrition_table", "effect_figures", "group_descriptives_table",
+           "mover_composition_table", "treatment_words", "write_effect_tables"]
 
 ALL_GROUPS = "All four groups"
 MEASURE_COLUMNS = ("share_qualifying_edu", "share_employed", "mean_household_income",
@@ -227,17 +227,18 @@ def attrition_table(attrition: pd.DataFrame, *, n_years: int,
     rows -> 217 department spells") are dropped, since free text escapes the checks.
     """
     att = attrition.reset_index(drop=True)
+    units = att["step"].map(ATTRITION_UNITS).fillna("rows")
     frame = pd.DataFrame({
-        "step": att["step"].str.replace("_", "-"),
+        "step": [s.replace("_", "-") if s == u else f"{s.replace('_', '-')} ({u})"
+                 for s, u in zip(att["step"], units, strict=True)],
         "filter": att["filter"],
-        "unit": att["step"].map(ATTRITION_UNITS).fillna("rows"),
         "rows_in": att["rows_in"].astype("int64"),
         "rows_removed": att["rows_removed"].astype("int64"),
         "rows_out": att["rows_out"].astype("int64"),
         "note": [_drop_counts(str(x)) if pd.notna(x) else "" for x in att["note"]]})
     cells = []
     for r, row in frame.iterrows():
-        per_person = row["unit"] == "person-years"
+        per_person = units.iloc[int(r)] == "person-years"
         for col in ("rows_in", "rows_removed", "rows_out"):
             v = float(row[col])
             persons = math.ceil(v / max(1, n_years)) if per_person else v
@@ -258,10 +259,10 @@ def attrition_table(attrition: pd.DataFrame, *, n_years: int,
                "removes rows from that measure only.",
                "Counts from fewer than the disclosure threshold of persons, and the cells that "
                "would reveal them, are blank."],
-        export={"labels": {"step": "Step", "filter": "Filter", "unit": "Unit",
-                           "rows_in": "Rows in", "rows_removed": "Removed",
-                           "rows_out": "Rows out", "note": "Used for"},
-                "label": "tab:attrition"})
+        export={"labels": {"step": "Step", "filter": "Filter", "rows_in": "Rows in",
+                           "rows_removed": "Removed", "rows_out": "Rows out",
+                           "note": "Note"},
+                "group": "step", "label": "tab:attrition"})
 
 
 def _drop_counts(text: str) -> str:
@@ -279,6 +280,11 @@ EFFECT_TABLES = {"appendix_headline": "headline", "appendix_att_gt": "did_att_gt
 OUTCOME_LABELS = {"share_employed": "Employed", "share_qualifying_edu": "Qual. edu.",
                   "mean_household_income": "Income (DKK)", "share_non_western": "Non-Western"}
 TOOL_LABELS = {"flexible_letting": "Flexible letting", "municipal_referral": "Municipal referral"}
+#: Outcomes in running text.
+OUTCOME_WORDS = {"share_employed": "the employment share",
+                 "share_qualifying_edu": "the share with a qualifying education",
+                 "mean_household_income": "mean household income",
+                 "share_non_western": "the share of non-Western origin"}
 
 
 def _digits(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -302,7 +308,7 @@ def _label_keys(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _words(treatment: str) -> str:
+def treatment_words(treatment: str) -> str:
     """``exposure_flexible_letting`` -> ``exposure to flexible letting``."""
     if treatment.startswith("exposure_"):
         return "exposure to " + treatment.removeprefix("exposure_").replace("_", " ")
@@ -358,7 +364,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
 
     def write(name: str, frame: pd.DataFrame, title: str, notes: TableNotes, **kw: Any) -> None:
         paths = export_table(frame, folder / name, title=title, notes=notes, formats=formats,
-                             label=f"tab:{name.removeprefix('appendix_').replace('_', '-')}",
+                             label=f"tab:app-{name.removeprefix('appendix_').replace('_', '-')}",
                              **kw)
         out[name] = list(paths.values())
 
@@ -451,7 +457,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
         shown["group"] = shown["group"].astype(str).replace({"pooled": "pooled (all)"})
         shown = shown.rename(columns={"group": "municipality"})
         write("appendix_bayes", shown,
-              f"Bayesian hierarchical DiD: effect of {_words(bayes_treatment)} on "
+              f"Bayesian hierarchical DiD: effect of {treatment_words(bayes_treatment)} on "
               f"{OUTCOME_LABELS.get(bayes_outcome, bayes_outcome).lower()}, by municipality",
               TableNotes(se_type="posterior standard deviation", interval_level=0.95,
                          interval_type="equal-tailed credible intervals (90% in the last pair)",

@@ -458,6 +458,8 @@ def _release(out: Path, config: StudyConfig, state: dict[str, Any]) -> Any:
 def _paper_settings(config: StudyConfig, state: dict[str, Any], result: Any) -> dict[str, Any]:
     """The settings the paper quotes (``\\Setting...`` macros): the run's configuration and the
     disclosure log's counts so far."""
+    from impact.workflow import appendix
+
     log = result.log.frame()
     level = 100 * (1 - config.study.alpha)
     return {
@@ -469,6 +471,9 @@ def _paper_settings(config: StudyConfig, state: dict[str, Any], result: Any) -> 
         "dominance_n": config.disclosure.dominance_n,
         "dominance_pct": round(100 * config.disclosure.dominance_k),
         "bayes_draws": config.bayes_model.draws, "bayes_chains": config.bayes_model.chains,
+        "bayes_treatment": appendix.treatment_words(config.bayes_model.treatment),
+        "bayes_outcome": appendix.OUTCOME_WORDS.get(config.bayes_model.outcome,
+                                                    config.bayes_model.outcome),
         "followup_effect": config.followup.effect_of_interest,
         "outputs_released": sum(v != "fail" for v in result.status.values()),
         "outputs_withheld": sum(v == "fail" for v in result.status.values()),
