@@ -178,8 +178,28 @@ def _tex(s: str) -> str:
     return s
 
 
+#: Widest row (characters) a table is set at its natural width; wider, its long text columns wrap.
+TEX_ROW_CHARS = 110
+
+
+def _tex_align(df: pd.DataFrame, columns: list[str]) -> str:
+    """Column types: numbers right-aligned; where a row would run wider than the line, text
+    columns of more than 30 characters wrap (``p{}`` widths in proportion to the square root of
+    their longest cell)."""
+    longest = {c: max([len(c), *(len(fmt(v, c)) for v in df[c])]) for c in columns}
+    spec = {c: "r" if c in FORMATS else "l" for c in columns}
+    wide = [c for c in columns if c not in FORMATS and longest[c] > 30]
+    if sum(longest.values()) + 3 * len(columns) > TEX_ROW_CHARS and wide:
+        free = max(0.3, 0.95 - sum(min(longest[c], 30) / TEX_ROW_CHARS
+                                   for c in columns if c not in wide))
+        weight = {c: longest[c] ** 0.5 for c in wide}  # a long cell wraps over more lines
+        for c in wide:
+            spec[c] = f"p{{{free * weight[c] / sum(weight.values()):.2f}\\linewidth}}"
+    return "".join(spec[c] for c in columns)
+
+
 def _tex_table(df: pd.DataFrame, columns: list[str], title: str) -> str:
-    align = "".join("r" if c in FORMATS else "l" for c in columns)
+    align = _tex_align(df, columns)
     lines = [r"\begin{table}[htbp]", r"\centering\small", rf"\caption{{{_tex(title)}}}",
              rf"\begin{{tabular}}{{{align}}}", r"\toprule",
              " & ".join(_tex(c) for c in columns) + r" \\", r"\midrule"]

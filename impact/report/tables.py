@@ -116,8 +116,8 @@ def format_frame(frame: pd.DataFrame, *, digits: int | Mapping[str, int] = 3) ->
 
 
 def _number(x: float, digits: int) -> str:
-    """Fixed-point text without a negative zero."""
-    text = f"{x:.{digits}f}"
+    """Fixed-point text without a negative zero (whole numbers with thousands separators)."""
+    text = f"{x:,.0f}" if digits == 0 else f"{x:.{digits}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 

@@ -317,7 +317,10 @@ def treatment_words(treatment: str) -> str:
 
 def _one(frame: pd.DataFrame, col: str) -> Any:
     vals = frame[col].dropna().unique() if col in frame else []
-    return vals[0] if len(vals) == 1 else None
+    if len(vals) != 1:
+        return None
+    v = vals[0]
+    return int(v) if isinstance(v, (int, float, np.number)) and float(v).is_integer() else v
 
 
 def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path, *,
@@ -353,8 +356,9 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
     """
     folder = Path(folder)
     level = 1 - alpha
-    sim = ("Simulated registers (the simulator's default world); 'truth' is the simulated "
-           "effect.",) if simulated else ()
+    sim = ("Simulated registers (the simulator's default world).",) if simulated else ()
+    sim_truth = ("Simulated registers (the simulator's default world); 'truth' is the "
+                 "simulated effect.",) if simulated else ()
     out: dict[str, list[Path]] = {}
     if n_clusters is None:
         found = [_one(f, "n_clusters") for f in released.values() if "n_clusters" in f]
@@ -363,6 +367,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
     cluster = "plans; a department outside any plan is its own cluster"
 
     def write(name: str, frame: pd.DataFrame, title: str, notes: TableNotes, **kw: Any) -> None:
+        kw["labels"] = {"lower": "Lower", "upper": "Upper", **kw.get("labels", {})}
         paths = export_table(frame, folder / name, title=title, notes=notes, formats=formats,
                              label=f"tab:app-{name.removeprefix('appendix_').replace('_', '-')}",
                              **kw)
@@ -388,7 +393,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                              "linear pre-trend a pre-test would detect with 80% power; Mbar: "
                              "HonestDiD breakdown of the relative-magnitudes bound (0: the "
                              "interval includes 0 already without a violation); MDE: minimum "
-                             "detectable effect at 80% power.", *sim)),
+                             "detectable effect at 80% power.", *sim_truth)),
               labels={"outcome": "Outcome", "tool": "Tool", "estimate": "ATT", "se": "SE",
                       "n_departments": "Dep.", "pretest_p_value": "Pre-test p",
                       "pretrend_slope_80": "Slope 80%", "honest_breakdown_mbar": "Mbar",
@@ -407,7 +412,8 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                          se_type=f"multiplier bootstrap, {n_boot} draws, clustered by plan",
                          interval_level=level, interval_type="uniform confidence bands",
                          extra=("Doubly robust, never-treated controls; covariates: none, or "
-                                "housing market and support status; units: departments.", *sim)),
+                                "housing market and support status; units: departments.",
+                                *sim_truth)),
               labels={"outcome": "Outcome", "tool": "Tool", "covariates": "Covariates",
                       "estimate": "ATT", "se": "SE", "n_units": "Dep.", "truth": "Truth"})
     twfe = released.get("did_twfe")
@@ -430,8 +436,8 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
         sel = dose[dose["term"].isin(["ATT^o", "ACR^o"])]
         cols = [c for c in ("outcome", "term", "estimate", "se", "lower", "upper", "n_units")
                 + (("truth",) if simulated else ()) if c in sel]
-        shown = sel[cols].assign(term=sel["term"].map({"ATT^o": "ATT^o (overall)",
-                                                       "ACR^o": "ACR^o (overall)"}))
+        shown = sel[cols].assign(term=sel["term"].map({"ATT^o": "overall ATT (ATT^o)",
+                                                       "ACR^o": "overall ACR (ACR^o)"}))
         shown = _label_keys(_digits(shown, [c for c in ("estimate", "se", "lower", "upper",
                                                          "truth") if c in cols]))
         tool = TOOL_LABELS.get(_one(sel, "tool"), "the tool").lower()
@@ -445,8 +451,8 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                          interval_level=level, extra=(
                              "Callaway, Goodman-Bacon and Sant'Anna (2024): ATT^o averages the "
                              "effect of the dose over treated departments, ACR^o the average "
-                             "causal response (effect per unit of dose); truth only for ATT^o.",
-                             *sim)),
+                             "causal response (effect per unit of dose); truth only for the "
+                             "overall ATT.", *sim_truth)),
               labels={"outcome": "Outcome", "term": "Parameter", "estimate": "Estimate",
                       "se": "SE", "n_units": "Dep.", "truth": "Truth"})
     bayes = released.get("bayes_effects")
@@ -458,7 +464,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
         shown = shown.rename(columns={"group": "municipality"})
         write("appendix_bayes", shown,
               f"Bayesian hierarchical DiD: effect of {treatment_words(bayes_treatment)} on "
-              f"{OUTCOME_LABELS.get(bayes_outcome, bayes_outcome).lower()}, by municipality",
+              f"{OUTCOME_WORDS.get(bayes_outcome, bayes_outcome)}, by municipality",
               TableNotes(se_type="posterior standard deviation", interval_level=0.95,
                          interval_type="equal-tailed credible intervals (90% in the last pair)",
                          extra=("Effect of one unit of the treatment"
