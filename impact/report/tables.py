@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["FORMATS", "TableNotes", "export_table", "format_frame", "read_csv", "to_markdown"]
@@ -92,9 +93,13 @@ def _pct(level: float) -> str:
     return f"{p:.0f}%" if math.isclose(p, round(p)) else f"{p:g}%"
 
 
-def format_frame(frame: pd.DataFrame, *, digits: int | Mapping[str, int] = 3) -> pd.DataFrame:
-    """Every cell as the text a table shows: numbers rounded (``digits`` per column or for all),
-    counts as integers with thousands separators, missing values as ``–``."""
+Digits = int | Mapping[str, int | Sequence[int]]
+
+
+def format_frame(frame: pd.DataFrame, *, digits: Digits = 3) -> pd.DataFrame:
+    """Every cell as the text a table shows: numbers rounded (``digits`` for all, or per column:
+    a number, or one per row, e.g. whole DKK in the income rows of an effects column), counts as
+    integers with thousands separators, missing values as ``–``."""
     out = pd.DataFrame(index=frame.index)
     for col in frame.columns:
         s = frame[col]
@@ -109,7 +114,12 @@ def format_frame(frame: pd.DataFrame, *, digits: int | Mapping[str, int] = 3) ->
                 out[col] = [MISSING if pd.isna(x) else f"{int(x):,}" for x in s]
             else:
                 d = digits.get(col, 3) if isinstance(digits, Mapping) else digits
-                out[col] = [MISSING if pd.isna(x) else _number(float(x), d) for x in s]
+                per_row = [int(d)] * len(s) if isinstance(d, (int, np.integer)) else list(d)
+                if len(per_row) != len(s):
+                    raise ValueError(f"format_frame: {len(per_row)} digits for the {len(s)} rows "
+                                     f"of column {col!r}")
+                out[col] = [MISSING if pd.isna(x) else _number(float(x), k)
+                            for x, k in zip(s, per_row, strict=True)]
         else:
             out[col] = [MISSING if pd.isna(x) else str(x) for x in s]
     return out
@@ -118,7 +128,7 @@ def format_frame(frame: pd.DataFrame, *, digits: int | Mapping[str, int] = 3) ->
 def _number(x: float, digits: int) -> str:
     """Fixed-point text without a negative zero (whole numbers with thousands separators)."""
     text = f"{x:,.0f}" if digits == 0 else f"{x:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    return text[1:] if text.startswith("-") and float(text.replace(",", "")) == 0 else text
 
 
 def to_markdown(text: pd.DataFrame, *, title: str = "", notes: Sequence[str] = ()) -> str:
@@ -152,7 +162,7 @@ def _looks_numeric(v: str) -> bool:
 
 def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
                  notes: TableNotes | Sequence[str] = (), labels: Mapping[str, str] | None = None,
-                 digits: int | Mapping[str, int] = 3, group: str | None = None,
+                 digits: Digits = 3, group: str | None = None,
                  stub: str | None = None, spanners: Mapping[str, Sequence[str]] | None = None,
                  formats: Sequence[str] = FORMATS, label: str | None = None,
                  font_size: str = "9pt", longtable: bool = False) -> dict[str, Path]:
@@ -171,7 +181,8 @@ def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
     labels
         Display names of columns (e.g. ``{"estimate": "ATT", "se": "SE"}``); the CSV keeps the names.
     digits
-        Decimals of measured values, for all columns or per column (default 3).
+        Decimals of measured values, for all columns or per column (default 3); a column may have
+        one per row.
     group, stub
         Columns shown as row groups and as row labels (LaTeX/HTML; in Markdown they stay columns).
     spanners

@@ -287,16 +287,11 @@ OUTCOME_WORDS = {"share_employed": "the employment share",
                  "share_non_western": "the share of non-Western origin"}
 
 
-def _digits(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Income effects rounded to whole DKK, the rest to three decimals, as text columns."""
-    out = frame.copy()
-    income = out["outcome"].eq("mean_household_income") if "outcome" in out else False
-    for col in columns:
-        vals = out[col].astype(float)
-        out[col] = [("–" if pd.isna(v) else (f"{v:,.0f}" if inc else f"{v:.3f}"))
-                    for v, inc in zip(vals, np.broadcast_to(income, len(out)), strict=True)]
-        out[col] = out[col].str.replace(r"^-(?=0\.0+$)", "", regex=True)
-    return out
+def _digits(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, list[int]]:
+    """Decimals per row of effect columns: whole DKK for income, three decimals otherwise."""
+    income = (frame["outcome"].eq("mean_household_income").to_numpy() if "outcome" in frame
+              else np.zeros(len(frame), dtype=bool))
+    return {c: [0 if inc else 3 for inc in income] for c in columns}
 
 
 def _label_keys(frame: pd.DataFrame) -> pd.DataFrame:
@@ -379,10 +374,10 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                 "pretest_p_value", "pretrend_slope_80", "honest_breakdown_mbar", "mde_80"]
         cols += ["truth"] if simulated and "truth" in head else []
         cols = [c for c in cols if c in head]
-        shown = _digits(head[cols], [c for c in ("estimate", "se", "lower", "upper",
-                                                  "pretrend_slope_80", "mde_80", "truth")
-                                     if c in cols])
-        shown = _label_keys(shown)
+        digits = _digits(head[cols], [c for c in ("estimate", "se", "lower", "upper",
+                                                   "pretrend_slope_80", "mde_80", "truth")
+                                      if c in cols])
+        shown = _label_keys(head[cols])
         write("appendix_headline", shown, "Primary specification and its diagnostics",
               TableNotes(n_departments=None, n_clusters=n_clusters, cluster=cluster,
                          se_type=f"cluster bootstrap over plans, {primary_boot} replications",
@@ -398,14 +393,15 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                       "n_departments": "Dep.", "pretest_p_value": "Pre-test p",
                       "pretrend_slope_80": "Slope 80%", "honest_breakdown_mbar": "Mbar",
                       "mde_80": "MDE", "truth": "Truth"},
-              digits={"pretest_p_value": 2, "honest_breakdown_mbar": 2})
+              digits={**digits, "pretest_p_value": 2, "honest_breakdown_mbar": 2})
     agg = released.get("did_att_gt_aggregates")
     if agg is not None:
         sel = agg[agg["aggregation"].eq("simple")]
         cols = [c for c in ("outcome", "tool", "covariates", "estimate", "se", "lower", "upper",
                             "n_units") + (("truth",) if simulated else ()) if c in sel]
-        shown = _label_keys(_digits(sel[cols], [c for c in ("estimate", "se", "lower", "upper",
-                                                             "truth") if c in cols]))
+        digits = _digits(sel[cols], [c for c in ("estimate", "se", "lower", "upper", "truth")
+                                     if c in cols])
+        shown = _label_keys(sel[cols])
         write("appendix_att_gt", shown,
               "Contrast: Callaway-Sant'Anna overall ATT (one tool at a time)",
               TableNotes(n_clusters=n_clusters, cluster=cluster,
@@ -415,14 +411,16 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                                 "housing market and support status; units: departments.",
                                 *sim_truth)),
               labels={"outcome": "Outcome", "tool": "Tool", "covariates": "Covariates",
-                      "estimate": "ATT", "se": "SE", "n_units": "Dep.", "truth": "Truth"})
+                      "estimate": "ATT", "se": "SE", "n_units": "Dep.", "truth": "Truth"},
+              digits=digits)
     twfe = released.get("did_twfe")
     if twfe is not None:
         shown = twfe.assign(treatment=np.where(twfe["term"].str.startswith("exposure_"),
                                                "exposure", "adoption"))
         cols = [c for c in ("outcome", "tool", "treatment", "estimate", "se", "lower", "upper",
                             "n_units") if c in shown]
-        shown = _label_keys(_digits(shown[cols], ["estimate", "se", "lower", "upper"]))
+        digits = _digits(shown[cols], ["estimate", "se", "lower", "upper"])
+        shown = _label_keys(shown[cols])
         write("appendix_twfe", shown, "Contrast: two-way fixed effects (one tool at a time)",
               TableNotes(n_clusters=_one(twfe, "n_clusters") or n_clusters, cluster=cluster,
                          se_type="cluster-robust (CR1)", interval_level=level,
@@ -430,7 +428,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                                 "exposure: lettings through the tool up to t-1 per dwelling.",
                                 *sim)),
               labels={"outcome": "Outcome", "tool": "Tool", "treatment": "Treatment",
-                      "estimate": "Effect", "se": "SE", "n_units": "Dep."})
+                      "estimate": "Effect", "se": "SE", "n_units": "Dep."}, digits=digits)
     dose = released.get("did_dose_response")
     if dose is not None:
         sel = dose[dose["term"].isin(["ATT^o", "ACR^o"])]
@@ -438,8 +436,9 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                 + (("truth",) if simulated else ()) if c in sel]
         shown = sel[cols].assign(term=sel["term"].map({"ATT^o": "overall ATT (ATT^o)",
                                                        "ACR^o": "overall ACR (ACR^o)"}))
-        shown = _label_keys(_digits(shown, [c for c in ("estimate", "se", "lower", "upper",
-                                                         "truth") if c in cols]))
+        digits = _digits(shown, [c for c in ("estimate", "se", "lower", "upper", "truth")
+                                 if c in cols])
+        shown = _label_keys(shown)
         tool = TOOL_LABELS.get(_one(sel, "tool"), "the tool").lower()
         dose_of = str(_one(sel, "dose_column") or "")
         what = "agreed share at adoption" if dose_of.startswith("agreed_share_at_adoption") \
@@ -454,7 +453,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
                              "causal response (effect per unit of dose); truth only for the "
                              "overall ATT.", *sim_truth)),
               labels={"outcome": "Outcome", "term": "Parameter", "estimate": "Estimate",
-                      "se": "SE", "n_units": "Dep.", "truth": "Truth"})
+                      "se": "SE", "n_units": "Dep.", "truth": "Truth"}, digits=digits)
     bayes = released.get("bayes_effects")
     if bayes is not None:
         cols = [c for c in ("group", "estimate", "se", "lower", "upper", "lower_90", "upper_90",
