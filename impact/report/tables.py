@@ -29,6 +29,8 @@ __all__ = ["FORMATS", "TableNotes", "export_table", "format_frame", "read_csv", 
 
 FORMATS = ("tex", "md", "html", "csv")
 MISSING = "–"
+#: Rows above which a LaTeX table is a ``longtable`` (breaks across pages) by default.
+LONGTABLE_ROWS = 40
 #: Columns counted, not measured: printed as integers with a thousands separator (so is every
 #: column named ``n_*``, and every integer column but :data:`LABEL_COLUMNS`).
 COUNT_COLUMNS = ("n_units", "n_persons", "n_departments", "n_clusters", "n_obs", "n",
@@ -165,7 +167,7 @@ def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
                  digits: Digits = 3, group: str | None = None,
                  stub: str | None = None, spanners: Mapping[str, Sequence[str]] | None = None,
                  formats: Sequence[str] = FORMATS, label: str | None = None,
-                 font_size: str = "9pt", longtable: bool = False) -> dict[str, Path]:
+                 font_size: str = "9pt", longtable: bool | None = None) -> dict[str, Path]:
     """Write one results table in every format.
 
     Parameters
@@ -195,7 +197,8 @@ def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
     font_size
         LaTeX only: the table's font size (great-tables' ``table_font_size``).
     longtable
-        LaTeX only: a ``longtable`` that may break across pages instead of a ``table`` float.
+        LaTeX only: a ``longtable`` that may break across pages instead of a ``table`` float;
+        default (None) for tables of more than :data:`LONGTABLE_ROWS` rows.
 
     Returns
     -------
@@ -248,8 +251,8 @@ def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
             table = table.tab_source_note(" ".join(note_lines))
         if "tex" in formats:
             path = stem.with_suffix(".tex")
-            latex = table.tab_options(table_font_size=font_size).as_latex(
-                use_longtable=longtable)
+            long = len(frame) > LONGTABLE_ROWS if longtable is None else longtable
+            latex = table.tab_options(table_font_size=font_size).as_latex(use_longtable=long)
             path.write_text(_numbered(latex, label) + "\n", encoding="utf-8")
             written["tex"] = path
         if "html" in formats:

@@ -474,7 +474,7 @@ def write_effect_tables(released: Mapping[str, pd.DataFrame], folder: str | Path
               labels={"municipality": "Municipality", "estimate": "Mean", "se": "SD",
                       "lower": "2.5%", "upper": "97.5%", "lower_90": "5%", "upper_90": "95%",
                       "p_positive": "P(>0)", "n_units": "Dep."},
-              digits=3, longtable=len(shown) > 30)
+              digits=3)
     return out
 
 
