@@ -87,8 +87,15 @@ def test_macros_of_the_appendix_contrasts_bayes_and_settings(tmp_path) -> None:
     bayes = pd.DataFrame({"group": ["pooled", "101", "161"], "estimate": [0.0222, 0.078, np.nan],
                           "lower": [-0.0577, 0.02, np.nan], "upper": [0.0978, 0.14, np.nan],
                           "p_positive": [0.71, 0.99, np.nan], "converged": [True] * 3})
+    attrition = pd.DataFrame({"step": ["stock (person-years)", "stock (person-years)",
+                                       "lettings"],
+                              "filter": ["person without department", "age 18-64",
+                                         "unknown department"],
+                              "rows_in": [661091.0, 603095.0, 35592.0],
+                              "rows_out": [603095.0, 318544.0, 35592.0]})
     paper.write_inputs(tmp_path, {"headline": head, "appendix_group_descriptives": groups,
-                                  "did_dose_response": dose, "bayes_effects": bayes},
+                                  "did_dose_response": dose, "bayes_effects": bayes,
+                                  "appendix_attrition": attrition},
                        settings={"simulated": True, "primary_boot": 199,
                                  "interval_level": "95%", "scale": "small"})
     lines = (tmp_path / "numbers.tex").read_text().splitlines()
@@ -102,6 +109,9 @@ def test_macros_of_the_appendix_contrasts_bayes_and_settings(tmp_path) -> None:
                  r"\newcommand{\DescBothShareEmployedFirst}{0.637}",
                  r"\newcommand{\DescAllNResidentsFirst}{30{,}808}",
                  r"\newcommand{\DescNeitherShareEmployedLast}{--}",  # suppressed
+                 r"\newcommand{\PersonYearsAll}{661{,}091}",
+                 r"\newcommand{\PersonYearsSocial}{603{,}095}",
+                 r"\newcommand{\LettingsAll}{35{,}592}",
                  r"\newcommand{\DoseShareEmployedAtt}{0.009}",
                  r"\newcommand{\DoseShareEmployedAttZero}{includes zero}",
                  r"\newcommand{\DoseShareEmployedAttTruth}{0.015}",

@@ -329,6 +329,10 @@ def test_appendix_tables_are_released_and_equal_the_private_ones(two_runs: tuple
         shown = released[col].notna()
         assert shown.any()
         assert (released.loc[shown, col] == private.loc[shown, col]).all(), col
+    numbers = (out / "release" / "paper" / "numbers.tex").read_text().splitlines()
+    if released["rows_in"].notna().iloc[0]:
+        n = f"{int(private['rows_in'].iloc[0]):,}".replace(",", "{,}")
+        assert f"\\newcommand{{\\PersonYearsAll}}{{{n}}}" in numbers
     # the groups' residents in the last year are the panel's
     groups, _ = read_csv(tables / "appendix_group_descriptives.csv")
     panel = pd.read_parquet(out / "private" / "panel.parquet")

@@ -215,13 +215,14 @@ def _mover_macros(frame: pd.DataFrame) -> dict[str, str]:
 def _attrition_macros(frame: pd.DataFrame) -> dict[str, str]:
     """Person-years and lettings of the panel (from the attrition ledger)."""
     out = {}
-    stock = frame[frame["step"] == "stock"]
+    step = frame["step"].astype(str).str.split(" (", regex=False).str[0]  # "stock (person-years)"
+    stock = frame[step == "stock"]
     if len(stock):
         out["PersonYearsAll"] = _num(stock["rows_in"].iloc[0], 0)
         first = stock[stock["filter"] == "person without department"]
         if len(first):
             out["PersonYearsSocial"] = _num(first["rows_out"].iloc[0], 0)
-    lettings = frame[frame["step"] == "lettings"]
+    lettings = frame[step == "lettings"]
     if len(lettings):
         out["LettingsAll"] = _num(lettings["rows_out"].iloc[-1], 0)
     return out
