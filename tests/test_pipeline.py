@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -413,3 +414,43 @@ def test_one_step_runs_what_it_needs_and_keeps_what_is_current(
 
     assert private(after) == private(before)
     assert set(after) - set(private(after)) == {".impact-run"}
+
+
+def test_appendix_tables_are_released_and_equal_the_private_ones(two_runs: tuple[Path, Path]
+                                                                 ) -> None:
+    from impact.report.tables import read_csv
+
+    out, _ = two_runs
+    tables = out / "release" / "tables"
+    for name in ("appendix_group_descriptives", "appendix_mover_composition",
+                 "appendix_attrition", "appendix_headline", "appendix_att_gt", "appendix_twfe",
+                 "appendix_dose_response"):
+        for ext in ("csv", "md", "html", "tex"):
+            assert (tables / f"{name}.{ext}").is_file(), (name, ext)
+    assert not (tables / "appendix_bayes.csv").exists()  # [bayes] enabled = false
+    assert (out / "release" / "figures" / "dose_response_event_study.png").is_file()
+    # the attrition ledger: every released count is the private one
+    released, _ = read_csv(tables / "appendix_attrition.csv")
+    private = pd.read_csv(out / "private" / "attrition.csv")
+    assert released["filter"].tolist() == private["filter"].tolist()
+    for col in ("rows_in", "rows_removed", "rows_out"):
+        shown = released[col].notna()
+        assert shown.any()
+        assert (released.loc[shown, col] == private.loc[shown, col]).all(), col
+    numbers = (out / "release" / "paper" / "numbers.tex").read_text().splitlines()
+    if released["rows_in"].notna().iloc[0]:
+        n = f"{int(private['rows_in'].iloc[0]):,}".replace(",", "{,}")
+        assert f"\\newcommand{{\\PersonYearsAll}}{{{n}}}" in numbers
+    # the groups' residents in the last year are the panel's
+    groups, _ = read_csv(tables / "appendix_group_descriptives.csv")
+    panel = pd.read_parquet(out / "private" / "panel.parquet")
+    last = int(panel["year"].max())
+    total = groups[(groups["year"] == last) & (groups["report_group"] == "All four groups")]
+    assert total["n_residents"].iloc[0] == panel.loc[
+        panel["report_group"].notna() & (panel["year"] == last), "n_residents"].sum()
+    # the effect tables are views of released tables: the headline's estimates unchanged
+    head, _ = read_csv(tables / "appendix_headline.csv")
+    checked = pd.read_csv(out / "tables" / "headline.csv")
+    np.testing.assert_array_equal(head["estimate"].to_numpy(), checked["estimate"].to_numpy())
+    report = json.loads((out / "release" / "disclosure_report.json").read_text())["results"]
+    assert report["appendix_headline"]["comments"] == ["a view of the released table headline"]

@@ -197,13 +197,50 @@ def _tex(s: str) -> str:
     return s
 
 
+#: Widest row (characters) a table is set at its natural width; wider, its long text columns wrap.
+TEX_ROW_CHARS = 110
+
+
+def _tex_align(df: pd.DataFrame, columns: list[str]) -> str:
+    """Column types: numbers right-aligned; where a row would run wider than the line, text
+    columns of more than 30 characters wrap (``p{}`` widths in proportion to the square root of
+    their longest cell)."""
+    longest = {c: max([len(c), *(len(fmt(v, c)) for v in df[c])]) for c in columns}
+    spec = {c: "r" if c in FORMATS else "l" for c in columns}
+    wide = [c for c in columns if c not in FORMATS and longest[c] > 30]
+    if sum(longest.values()) + 3 * len(columns) > TEX_ROW_CHARS and wide:
+        # what the other columns and the column gaps take (about 80 characters a line at \small)
+        free = max(0.3, 0.9 - sum(min(longest[c], 30) / 80 for c in columns if c not in wide)
+                   - 0.02 * len(columns))
+        weight = {c: longest[c] ** 0.5 for c in wide}  # a long cell wraps over more lines
+        for c in wide:
+            spec[c] = f"p{{{free * weight[c] / sum(weight.values()):.2f}\\linewidth}}"
+    return "".join(spec[c] for c in columns)
+
+
+def _split_spec(spec: str) -> list[str]:
+    """``p{0.24\\linewidth}lr`` -> ``["p{0.24\\linewidth}", "l", "r"]``."""
+    out, i = [], 0
+    while i < len(spec):
+        if spec[i] == "p":
+            j = spec.index("}", i)
+            out.append(spec[i:j + 1])
+            i = j + 1
+        else:
+            out.append(spec[i])
+            i += 1
+    return out
+
+
 def _tex_table(df: pd.DataFrame, columns: list[str], title: str) -> str:
-    align = "".join("r" if c in FORMATS else "l" for c in columns)
+    align = _tex_align(df, columns)
     lines = [r"\begin{table}[htbp]", r"\centering\small", rf"\caption{{{_tex(title)}}}",
              rf"\begin{{tabular}}{{{align}}}", r"\toprule",
              " & ".join(_tex(c) for c in columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex(fmt(r[c], c)) for c in columns) + r" \\"
-              for _, r in df[columns].iterrows()]
+    wrapped = [c for c, a in zip(columns, _split_spec(align), strict=True) if a.startswith("p")]
+    end = r" \tabularnewline" if wrapped else r" \\"  # \\ is taken by \raggedright in a cell
+    lines += [" & ".join((r"\raggedright " if c in wrapped else "") + _tex(fmt(r[c], c))
+                         for c in columns) + end for _, r in df[columns].iterrows()]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
 

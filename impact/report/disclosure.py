@@ -37,6 +37,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ __all__ = [
     "CellProtection",
     "CellSystem",
     "DisclosureLog",
+    "LinkedProtection",
     "ProtectedTable",
     "audit",
     "cell_evidence",
@@ -63,6 +65,7 @@ __all__ = [
     "margin_equations",
     "primary_suppression",
     "protect_cells",
+    "protect_linked",
     "protect_table",
 ]
 
@@ -439,6 +442,214 @@ def protect_table(values: pd.DataFrame, evidence: dict[str, pd.DataFrame], kind:
         status=pd.DataFrame(reasons.reshape(shape), index=ext.index, columns=ext.columns),
         audit=final,
     )
+
+
+# --- tables tied by linear relations (totals rows, chains of counts) -----------------------------
+
+@dataclass(frozen=True)
+class LinkedProtection:
+    """The cells of a table tied by public linear relations after primary and secondary suppression.
+
+    Attributes
+    ----------
+    suppressed
+        Per cell (in the order given to :func:`protect_linked`): blanked in the released table.
+    reasons
+        Per cell: ``"ok"`` or the rules that suppressed it (``"threshold; "``, ``"nk-rule; "``,
+        ``"share; "``, ``"secondary; "``), as ACRO's outcome mask.
+    audit
+        The LP audit of the final pattern (one row per primary cell, ``label`` added). It holds the
+        true values and stays private.
+    """
+
+    suppressed: np.ndarray
+    reasons: np.ndarray
+    audit: pd.DataFrame
+
+    @property
+    def n_primary(self) -> int:
+        """Cells suppressed by a primary rule."""
+        return int(np.isin(self.reasons, ["ok", "secondary; "], invert=True).sum())
+
+    @property
+    def n_secondary(self) -> int:
+        """Cells suppressed to protect the primary ones."""
+        return int((self.reasons == "secondary; ").sum())
+
+
+def protect_linked(values: Sequence[float] | np.ndarray, evidence: pd.DataFrame,
+                   kinds: Sequence[str], equations: Sequence[tuple[Sequence[int], int]],
+                   rules: DisclosureConfig, *, links: Sequence[Sequence[int]] = (),
+                   fixed: np.ndarray | None = None, labels: Sequence[str] | None = None,
+                   max_rounds: int = 50) -> LinkedProtection:
+    """Primary and secondary suppression of cells tied by public linear relations.
+
+    :func:`protect_table` covers the two-way table with its margins; this covers any released cells
+    an attacker can combine linearly: a column of group values with its total row, an attrition
+    chain (rows in = rows removed + rows out, the next filter's rows in = this one's rows out), the
+    numerators behind shares whose bases are released. Secondary cells are added greedily (one, or
+    failing that two, of the cells that share a relation with a suppressed cell, the cheapest that
+    protects, else the one that widens the attacker's interval most) until the LP audit
+    (:func:`audit`) shows every primary cell protected; the audit is always run on the final pattern.
+
+    Parameters
+    ----------
+    values
+        Per cell, the additive quantity the relations hold for (a count, a share's numerator
+        count, a magnitude's sum); non-negative.
+    evidence
+        :data:`EVIDENCE_COLUMNS` per cell, aligned with ``values``.
+    kinds
+        Per cell ``"count"``, ``"magnitude"`` or ``"share"`` (its primary rules; the audit protects a
+        share's numerator, and so its complement, like a count).
+    equations
+        Public relations ``sum(values[parts]) == values[total]`` over cell positions.
+    rules
+        Thresholds.
+    links
+        Groups of cells that show one quantity twice (e.g. a filter's rows out and the next one's
+        rows in): suppressed together, and tied by equality in the audit.
+    fixed
+        Per cell: released elsewhere, never suppressed here (default none).
+    labels
+        Per cell, a name for messages (default its position).
+    max_rounds
+        Most additions per primary cell before giving up.
+
+    Returns
+    -------
+    LinkedProtection
+
+    Raises
+    ------
+    DisclosureError
+        Bad input, a fixed cell breaks a primary rule, or no pattern protects some primary cell
+        (the message names it and says to merge categories or release fewer totals).
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.size
+    kinds_arr = np.asarray(list(kinds), dtype=object)
+    labels = [str(i) for i in range(n)] if labels is None else [str(x) for x in labels]
+    if len(evidence) != n or kinds_arr.size != n or len(labels) != n:
+        raise DisclosureError(f"protect_linked: {n} values, {len(evidence)} evidence rows, "
+                              f"{kinds_arr.size} kinds and {len(labels)} labels; they must align")
+    if np.isnan(values).any() or (values < 0).any():
+        raise DisclosureError("protect_linked: values must be non-negative numbers")
+    bad = sorted(set(kinds_arr) - {"count", "magnitude", "share"})
+    if bad:
+        raise DisclosureError(f"protect_linked: unknown kind(s) {bad}")
+    for parts, total in equations:
+        if any(not 0 <= int(c) < n for c in [*parts, total]):
+            raise DisclosureError("protect_linked: an equation names a cell that does not exist")
+    ev = evidence.reset_index(drop=True)
+    reasons = np.array([""] * n, dtype=object)
+    primary = np.zeros(n, dtype=bool)
+    for kind in sorted(set(kinds_arr)):
+        idx = np.flatnonzero(kinds_arr == kind)
+        prim = primary_suppression(ev.iloc[idx].reset_index(drop=True), kind, rules)
+        for rule in ("threshold", "nk-rule", "share"):
+            hit = idx[prim[rule].to_numpy()]
+            reasons[hit] = reasons[hit] + f"{rule}; "
+        primary[idx] = prim["suppress"].to_numpy()
+    groups = [sorted({int(c) for c in g}) for g in links if len(g) > 1]
+    klass = {c: [c] for c in range(n)}
+    for g in groups:
+        members = sorted({m for c in g for m in klass[c]})
+        for m in members:
+            klass[m] = members
+    for members in {tuple(v) for v in klass.values() if len(v) > 1}:
+        hit = [m for m in members if primary[m]]
+        if hit:  # one quantity shown twice: suppressed wherever it is shown
+            for m in members:
+                if not primary[m]:
+                    primary[m], reasons[m] = True, reasons[hit[0]]
+    fixed = np.zeros(n, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
+    if (primary & fixed).any():
+        names = ", ".join(labels[c] for c in np.flatnonzero(primary & fixed))
+        raise DisclosureError(f"protect_linked: cell(s) {names} break a primary rule but are "
+                              "released elsewhere (fixed); merge categories")
+    eqs = [([int(p) for p in parts], int(total)) for parts, total in equations]
+    eqs += [([a], b) for g in groups for a, b in pairwise(g)]
+    audit_kinds = np.where(kinds_arr == "magnitude", "magnitude", "count")
+
+    def check(mask: np.ndarray, cells: Iterable[int] | None = None) -> AuditResult:
+        return audit(values, mask, eqs, required=primary, kinds=audit_kinds, rules=rules,
+                     cells=cells)
+
+    suppressed = primary.copy()
+    for _ in range(max_rounds * max(1, int(primary.sum()))):
+        unsafe = check(suppressed).cells
+        unsafe = unsafe[~unsafe["safe"]]
+        if unsafe.empty:
+            break
+        c = int(unsafe["cell"].iloc[0])
+        add = _best_addition(c, values, suppressed, eqs, klass, fixed, check)
+        if add is None:
+            raise DisclosureError(
+                f"no suppression pattern protects {labels[c]} against recovery from the "
+                "released totals and linked cells; merge it with a neighbouring category or "
+                "release fewer totals, and rebuild the table")
+        suppressed[list(add)] = True
+    else:  # pragma: no cover - bounded by max_rounds
+        raise DisclosureError("protect_linked: no safe pattern within max_rounds")
+    reasons[suppressed & ~primary] = "secondary; "
+    reasons[reasons == ""] = "ok"
+    final = check(suppressed).cells
+    final.insert(1, "label", [labels[c] for c in final["cell"]])
+    return LinkedProtection(suppressed=suppressed, reasons=reasons, audit=final)
+
+
+def _best_addition(c: int, values: np.ndarray, suppressed: np.ndarray,
+                   eqs: Sequence[tuple[list[int], int]], klass: dict[int, list[int]],
+                   fixed: np.ndarray, check: Any) -> tuple[int, ...] | None:
+    """Cells to suppress next for cell ``c``: the cheapest one or two candidates (cells sharing a
+    relation with a suppressed cell, with the cells showing the same quantity) that protect it, or
+    failing that the ones that widen its interval most; None when nothing widens it."""
+
+    def frontier(mask: np.ndarray) -> list[int]:
+        out: set[int] = set()
+        for parts, total in eqs:
+            cells = [*parts, total]
+            if any(mask[x] for x in cells):
+                out.update(x for x in cells if not mask[x] and not fixed[x])
+        return sorted(out)
+
+    def expand(mask: np.ndarray, cells: Iterable[int]) -> tuple[int, ...] | None:
+        new = sorted({m for x in cells for m in klass[x] if not mask[m]})
+        return None if any(fixed[m] for m in new) or not new else tuple(new)
+
+    def cost(cells: tuple[int, ...]) -> tuple[float, int, tuple[int, ...]]:
+        return float(values[list(cells)].sum()), len(cells), cells
+
+    def width(cells: tuple[int, ...]) -> tuple[bool, float]:
+        mask = suppressed.copy()
+        mask[list(cells)] = True
+        row = check(mask, [c]).cells.iloc[0]
+        return bool(row["safe"]), float(row["width"])
+
+    current = float(check(suppressed, [c]).cells["width"].iloc[0])
+    tried: dict[tuple[int, ...], float] = {}
+    singles = sorted({s for a in frontier(suppressed) if (s := expand(suppressed, [a]))}, key=cost)
+    for s in singles:
+        safe, w = width(s)
+        if safe:
+            return s
+        tried[s] = w
+    pairs: set[tuple[int, ...]] = set()
+    for s in singles:
+        mask = suppressed.copy()
+        mask[list(s)] = True
+        for b in frontier(mask):
+            t = expand(suppressed, [*s, b])
+            if t is not None and t not in tried:
+                pairs.add(t)
+    for t in sorted(pairs, key=cost):
+        safe, w = width(t)
+        if safe:
+            return t
+        tried[t] = w
+    gains = [(-(w - current), cost(t), t) for t, w in tried.items() if w - current > 1e-9]
+    return min(gains)[2] if gains else None
 
 
 def table_evidence(micro: pd.DataFrame, row: str, column: str, *, value: str | None = None,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -54,7 +56,8 @@ def _tex(text: str) -> str:
     return text
 
 
-def write_inputs(folder: str | Path, released: dict[str, pd.DataFrame]) -> list[Path]:
+def write_inputs(folder: str | Path, released: Mapping[str, pd.DataFrame], *,
+                 settings: Mapping[str, Any] | None = None) -> list[Path]:
     """Write ``numbers.tex`` and ``headline_table.tex`` into ``folder`` (``release/paper``).
 
     Parameters
@@ -63,7 +66,14 @@ def write_inputs(folder: str | Path, released: dict[str, pd.DataFrame]) -> list[
         Output folder.
     released
         Released frames by output name (:attr:`impact.report.release.ReleaseResult.released`);
-        uses ``headline`` and, when released, ``followup_comparison``.
+        uses ``headline`` (required), and where released ``followup_comparison``, the appendix
+        tables (``appendix_group_descriptives``, ``appendix_mover_composition``,
+        ``appendix_attrition``), the contrasts (``did_att_gt_aggregates``, ``did_twfe``),
+        ``did_dose_response`` and ``bayes_effects``.
+    settings
+        The run's settings the text quotes (not data: bootstrap draws, interval level, disclosure
+        thresholds, whether the registers are simulated, counts of the disclosure log): each
+        ``key: value`` becomes ``\\Setting<Key>``; ``simulated`` sets ``\\ifsimulated``.
 
     Returns
     -------
@@ -86,6 +96,7 @@ def write_inputs(folder: str | Path, released: dict[str, pd.DataFrame]) -> list[
                   "Pretest": _num(row["pretest_p_value"], 2), "Verdict": _tex(str(row["verdict"]))}
         if "truth" in row:
             values["Truth"] = _num(row["truth"], d)
+        values.update(_diagnostics(row, d))
         lines += [f"\\newcommand{{\\{key}{k}}}{{{v}}}" for k, v in values.items()]
     comp = released.get("followup_comparison")
     if comp is not None and len(comp) >= 2:
@@ -93,11 +104,211 @@ def write_inputs(folder: str | Path, released: dict[str, pd.DataFrame]) -> list[
         lines.append(f"\\newcommand{{\\FollowupMdeFollowup}}{{{_num(comp['mde'].iloc[-1], 4)}}}")
         lines.append("\\newcommand{\\FollowupDepartments}"
                      f"{{{_num(float(comp['n_departments'].iloc[-1]), 0)}}}")
+    for source, fn in (("appendix_group_descriptives", _descriptive_macros),
+                       ("appendix_mover_composition", _mover_macros),
+                       ("appendix_attrition", _attrition_macros),
+                       ("did_att_gt_aggregates", _att_gt_macros), ("did_twfe", _twfe_macros),
+                       ("did_dose_response", _dose_macros), ("bayes_effects", _bayes_macros)):
+        frame = released.get(source)
+        if frame is not None and len(frame):
+            lines.append(f"% from release/.../{source}.csv")
+            lines += [f"\\newcommand{{\\{k}}}{{{v}}}" for k, v in fn(frame).items()]
+    lines += _settings_macros(settings or {})
     numbers = folder / "numbers.tex"
     numbers.write_text("\n".join(lines) + "\n", encoding="utf-8")
     table = folder / "headline_table.tex"
     table.write_text(_headline_table(head), encoding="utf-8")
     return [numbers, table]
+
+
+def relation_to_zero(lower: float, upper: float) -> str:
+    """How an interval lies to zero, in words: ``lies above zero``, ``lies below zero``,
+    ``includes zero``, or ``is not available`` (suppressed or not estimable)."""
+    if _missing(lower) or _missing(upper):
+        return "is not available"
+    if lower > 0:
+        return "lies above zero"
+    if upper < 0:
+        return "lies below zero"
+    return "includes zero"
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or bool(pd.isna(x))
+
+
+def _covers(lower: float, upper: float, truth: float) -> str:
+    if _missing(lower) or _missing(upper) or _missing(truth):
+        return "--"
+    return "covers" if lower <= truth <= upper else "does not cover"
+
+
+def _diagnostics(row: Mapping[str, Any], d: int) -> dict[str, str]:
+    """The headline row's diagnostics and how its interval lies (headline.csv columns)."""
+    out = {"Zero": relation_to_zero(row["lower"], row["upper"])}
+    if "pretrend_slope_80" in row:
+        out["Slope"] = _num(row["pretrend_slope_80"], d)
+    if "honest_breakdown_mbar" in row:
+        out["Mbar"] = _num(row["honest_breakdown_mbar"], 2)
+    if "mde_80" in row:
+        out["Mde"] = _num(row["mde_80"], d)
+    if "truth" in row:
+        out["Covers"] = _covers(row["lower"], row["upper"], row["truth"])
+    return out
+
+
+def _value(frame: pd.DataFrame, column: str, **where: Any) -> float:
+    """The one value of ``column`` where the keys match (NaN when none or suppressed)."""
+    sel = pd.Series(True, index=frame.index)
+    for k, v in where.items():
+        if k not in frame:
+            return float("nan")
+        sel &= frame[k].astype(str) == str(v)
+    vals = frame.loc[sel, column] if column in frame else pd.Series(dtype=float)
+    return float(vals.iloc[0]) if len(vals) == 1 and pd.notna(vals.iloc[0]) else float("nan")
+
+
+GROUP_MACROS = {"Both tools": "Both", "Referral only": "Referral",
+                "Flexible letting only": "Flexible", "Neither": "Neither",
+                "All four groups": "All"}
+
+
+def _descriptive_macros(frame: pd.DataFrame) -> dict[str, str]:
+    """``\\Desc<Group><Measure><First|Last>`` and the first and last year."""
+    years = sorted(frame["year"].dropna().astype(int).unique())
+    out = {"DescFirstYear": str(years[0]), "DescLastYear": str(years[-1])}
+    for row in frame.to_dict("records"):
+        when = "First" if int(row["year"]) == years[0] else "Last"
+        if int(row["year"]) not in (years[0], years[-1]):
+            continue
+        group = GROUP_MACROS.get(row["report_group"])
+        if group is None:
+            continue
+        for col in ("n_departments", "n_residents", "share_qualifying_edu", "share_employed",
+                    "mean_household_income", "share_non_western"):
+            if col in row:
+                d = 0 if col.startswith("n_") or col == "mean_household_income" else 3
+                out[f"Desc{group}{macro_name(col)}{when}"] = _num(row[col], d)
+    return out
+
+
+def _mover_macros(frame: pd.DataFrame) -> dict[str, str]:
+    """``\\Movers<In|Out><Group><Measure><First|Last>`` (share employed, number)."""
+    years = sorted(frame["year"].dropna().astype(int).unique())
+    out = {"MoversFirstYear": str(years[0]), "MoversLastYear": str(years[-1])}
+    for row in frame.to_dict("records"):
+        if int(row["year"]) not in (years[0], years[-1]):
+            continue
+        when = "First" if int(row["year"]) == years[0] else "Last"
+        group = GROUP_MACROS.get(row["report_group"])
+        pop = {"in-movers": "In", "out-movers": "Out"}.get(row["population"])
+        if group is None or pop is None:
+            continue
+        for col in ("n_movers", "share_employed", "share_qualifying_edu", "share_non_western",
+                    "mean_household_income"):
+            if col in row:
+                d = 0 if col in ("n_movers", "mean_household_income") else 3
+                out[f"Movers{pop}{group}{macro_name(col)}{when}"] = _num(row[col], d)
+    return out
+
+
+def _attrition_macros(frame: pd.DataFrame) -> dict[str, str]:
+    """Person-years and lettings of the panel (from the attrition ledger)."""
+    out = {}
+    step = frame["step"].astype(str).str.split(" (", regex=False).str[0]  # "stock (person-years)"
+    stock = frame[step == "stock"]
+    if len(stock):
+        out["PersonYearsAll"] = _num(stock["rows_in"].iloc[0], 0)
+        first = stock[stock["filter"] == "person without department"]
+        if len(first):
+            out["PersonYearsSocial"] = _num(first["rows_out"].iloc[0], 0)
+    lettings = frame[step == "lettings"]
+    if len(lettings):
+        out["LettingsAll"] = _num(lettings["rows_out"].iloc[-1], 0)
+    return out
+
+
+def _att_gt_macros(frame: pd.DataFrame) -> dict[str, str]:
+    """``\\AttGt<Tool><Outcome><Estimate|Lower|Upper|Zero>`` (simple aggregation, no covariates)
+    and the departments behind the contrasts (``\\EstimationDepartments``)."""
+    out = {}
+    simple = frame[(frame["aggregation"] == "simple") & (frame["covariates"] == "none")]
+    for row in simple.to_dict("records"):
+        key = "AttGt" + macro_name(row["tool"], row["outcome"])
+        d = DIGITS.get(row["outcome"], 3)
+        out[key + "Estimate"] = _num(row["estimate"], d)
+        out[key + "Lower"] = _num(row["lower"], d)
+        out[key + "Upper"] = _num(row["upper"], d)
+        out[key + "Zero"] = relation_to_zero(row["lower"], row["upper"])
+    if "n_units" in simple and simple["n_units"].notna().any():
+        out["EstimationDepartments"] = _num(float(simple["n_units"].max()), 0)
+    return out
+
+
+def _twfe_macros(frame: pd.DataFrame) -> dict[str, str]:
+    """``\\Twfe<Tool><Outcome><Adoption|Exposure>[Lower|Upper|Zero]`` and ``\\Clusters``."""
+    out = {}
+    for row in frame.to_dict("records"):
+        kind = "Exposure" if str(row["term"]).startswith("exposure_") else "Adoption"
+        key = "Twfe" + macro_name(row["tool"], row["outcome"]) + kind
+        d = DIGITS.get(row["outcome"], 3)
+        out[key] = _num(row["estimate"], d)
+        out[key + "Lower"] = _num(row["lower"], d)
+        out[key + "Upper"] = _num(row["upper"], d)
+        out[key + "Zero"] = relation_to_zero(row["lower"], row["upper"])
+    clusters = frame["n_clusters"].dropna().unique() if "n_clusters" in frame else []
+    if len(clusters) == 1:
+        out["Clusters"] = _num(float(clusters[0]), 0)
+    return out
+
+
+def _dose_macros(frame: pd.DataFrame) -> dict[str, str]:
+    """``\\Dose<Outcome><Att|Acr>[Lower|Upper|Zero|Truth]`` (overall ATT^o and ACR^o)."""
+    out = {}
+    for outcome in frame["outcome"].dropna().unique():
+        d = DIGITS.get(outcome, 3)
+        for term, name in (("ATT^o", "Att"), ("ACR^o", "Acr")):
+            key = "Dose" + macro_name(outcome) + name
+            lo, hi = (_value(frame, c, term=term, outcome=outcome) for c in ("lower", "upper"))
+            out[key] = _num(_value(frame, "estimate", term=term, outcome=outcome), d)
+            out[key + "Lower"], out[key + "Upper"] = _num(lo, d), _num(hi, d)
+            out[key + "Zero"] = relation_to_zero(lo, hi)
+            if name == "Att" and "truth" in frame:
+                out[key + "Truth"] = _num(_value(frame, "truth", term=term, outcome=outcome), d)
+    return out
+
+
+def _bayes_macros(frame: pd.DataFrame) -> dict[str, str]:
+    """The pooled effect (``\\BayesPooled<Mean|Lower|Upper|Zero|Ppositive>``) and how many
+    municipal effects are released and suppressed."""
+    pooled = frame[frame["group"].astype(str) == "pooled"]
+    groups = frame[frame["group"].astype(str) != "pooled"]
+    out = {"BayesMunicipalities": _num(float(len(groups)), 0),
+           "BayesMunicipalitiesShown": _num(float(groups["estimate"].notna().sum()), 0)}
+    if len(pooled):
+        p = pooled.iloc[0]
+        out["BayesPooledMean"] = _num(p["estimate"], 3)
+        out["BayesPooledLower"] = _num(p["lower"], 3)
+        out["BayesPooledUpper"] = _num(p["upper"], 3)
+        out["BayesPooledZero"] = relation_to_zero(p["lower"], p["upper"])
+        if "p_positive" in p:
+            out["BayesPooledPpositive"] = _num(p["p_positive"], 2)
+        if "converged" in p:
+            out["BayesConverged"] = "converged" if bool(p["converged"]) else "did not converge"
+    return out
+
+
+def _settings_macros(settings: Mapping[str, Any]) -> list[str]:
+    """``\\Setting<Key>`` per setting; ``simulated`` as the switch ``\\ifsimulated``."""
+    lines = ["\\newif\\ifsimulated",
+             "\\simulatedtrue" if settings.get("simulated") else "\\simulatedfalse"]
+    for key, value in settings.items():
+        if key == "simulated":
+            continue
+        text = (_num(float(value), 0) if isinstance(value, int) and not isinstance(value, bool)
+                else _tex(str(value)))
+        lines.append(f"\\newcommand{{\\Setting{macro_name(key)}}}{{{text}}}")
+    return lines
 
 
 def _headline_table(head: pd.DataFrame) -> str:

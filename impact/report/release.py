@@ -34,6 +34,7 @@ from impact.workflow.config import StudyConfig, config_hash, to_dict
 
 __all__ = [
     "CellTable",
+    "LinkedTable",
     "LinkedTables",
     "MarginTable",
     "ModelTable",
@@ -182,6 +183,32 @@ class ModelTable:
 
 
 @dataclass(frozen=True)
+class LinkedTable:
+    """A table whose cells are tied by public linear relations (a totals row, an attrition chain).
+
+    Each checked cell is one row of ``cells``: its place in ``frame`` (``row``: a position,
+    ``column``: a name), its ``kind`` (``"count"``, ``"magnitude"``, ``"share"``), the additive
+    ``value`` the relations hold for (a count, a share's numerator, a magnitude's sum) and its
+    evidence (:data:`~impact.report.disclosure.EVIDENCE_COLUMNS`). ``equations``
+    (``(parts, total)`` over positions in ``cells``) and ``links`` (cells showing one quantity
+    twice) are what an attacker can combine; :func:`~impact.report.disclosure.protect_linked`
+    suppresses the primary cells and enough others that the LP audit protects them. Columns of
+    ``frame`` without cells (keys, labels) are released as they are. ``export``: keyword arguments
+    of :func:`impact.report.tables.export_table` (labels, digits, group, LaTeX label, ...).
+    """
+
+    name: str
+    frame: pd.DataFrame
+    cells: pd.DataFrame
+    equations: tuple[tuple[tuple[int, ...], int], ...] = ()
+    links: tuple[tuple[int, ...], ...] = ()
+    title: str = ""
+    notes: TableNotes | Sequence[str] = ()
+    folder: str = "tables"
+    export: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ReleaseFigure:
     """A figure drawn only from a checked table: ``draw(released_frame)`` returns a matplotlib
     figure, saved as ``release/figures/<name>.png``."""
@@ -191,7 +218,7 @@ class ReleaseFigure:
     draw: Callable[[pd.DataFrame], Any]
 
 
-ReleaseTable = CellTable | MarginTable | ModelTable
+ReleaseTable = CellTable | MarginTable | ModelTable | LinkedTable
 
 
 @dataclass(frozen=True)
@@ -299,7 +326,8 @@ def write_released(tables: Sequence[ReleaseTable | LinkedTables], out_dir: str |
                                                 refused="; ".join(reasons))
             continue
         paths = export_table(frame, out / table.folder / table.name, title=table.title or table.name,
-                             notes=table.notes, formats=formats)
+                             notes=table.notes, formats=formats,
+                             **getattr(table, "export", {}))
         result.files += list(paths.values())
         result.released[table.name] = frame
         result.status[table.name] = log.add(
@@ -371,6 +399,8 @@ def _check(table: ReleaseTable, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame,
         status = p.status.copy()
         status.columns = [str(c) for c in status.columns]
         return frame, status, "table"
+    if isinstance(table, LinkedTable):
+        return _check_linked(table, rules)
     if isinstance(table, ModelTable):
         mask = disclosure.check_model_rows(table.frame, rules, residual_df=table.residual_df,
                                            departments=table.departments, persons=table.persons)
@@ -426,6 +456,34 @@ def _blank_linked(frame: pd.DataFrame, status: pd.DataFrame, blank: np.ndarray,
         else:
             status[c] = np.where(hit, "secondary; ", "ok")
     return frame, status
+
+
+def _check_linked(table: LinkedTable, rules: Any) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """A :class:`LinkedTable` through :func:`~impact.report.disclosure.protect_linked`."""
+    cells = table.cells.reset_index(drop=True)
+    frame = table.frame.reset_index(drop=True).copy()
+    missing = sorted(set(cells["column"]) - set(frame.columns))
+    if missing or not cells["row"].between(0, len(frame) - 1).all():
+        raise DisclosureError(f"{table.name}: cells name columns {missing} or rows not in the "
+                              "table")
+    if cells.duplicated(["row", "column"]).any():
+        raise DisclosureError(f"{table.name}: a cell is listed twice")
+    evidence = pd.DataFrame({c: cells[c] if c in cells else np.nan
+                             for c in disclosure.EVIDENCE_COLUMNS})
+    labels = [f"{table.name}[{r}, {c}]" for r, c in zip(cells["row"], cells["column"],
+                                                        strict=True)]
+    p = disclosure.protect_linked(cells["value"].to_numpy(dtype=float), evidence,
+                                  cells["kind"].tolist(), table.equations, rules,
+                                  links=table.links, labels=labels)
+    checked = list(dict.fromkeys(cells["column"]))
+    frame = frame.astype({c: float for c in checked if pd.api.types.is_integer_dtype(frame[c])})
+    status = pd.DataFrame("ok", index=frame.index, columns=checked, dtype=object)
+    for (r, c), hidden, why in zip(cells[["row", "column"]].itertuples(index=False),
+                                   p.suppressed, p.reasons, strict=True):
+        status.loc[r, c] = why
+        if hidden:
+            frame.loc[r, c] = np.nan
+    return frame, status, "table"
 
 
 def _row_status(mask: pd.DataFrame, rules: Sequence[str], columns: Sequence[str],

@@ -17,20 +17,27 @@ Missing cells (not estimable, or suppressed by disclosure control) are shown as 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["FORMATS", "TableNotes", "export_table", "format_frame", "read_csv", "to_markdown"]
 
 FORMATS = ("tex", "md", "html", "csv")
 MISSING = "–"
-#: Columns counted, not measured: printed as integers with a thousands separator.
+#: Rows above which a LaTeX table is a ``longtable`` (breaks across pages) by default.
+LONGTABLE_ROWS = 40
+#: Columns counted, not measured: printed as integers with a thousands separator (so is every
+#: column named ``n_*``, and every integer column but :data:`LABEL_COLUMNS`).
 COUNT_COLUMNS = ("n_units", "n_persons", "n_departments", "n_clusters", "n_obs", "n",
                  "n_departments_treated", "n_departments_control", "n_persons_treated",
-                 "n_persons_control")
+                 "n_persons_control", "rows_in", "rows_removed", "rows_out")
+#: Whole numbers that label a row (years, event times, cohorts): printed without separators.
+LABEL_COLUMNS = ("year", "event_time", "cohort", "time", "first_year")
 
 
 @dataclass(frozen=True)
@@ -88,29 +95,42 @@ def _pct(level: float) -> str:
     return f"{p:.0f}%" if math.isclose(p, round(p)) else f"{p:g}%"
 
 
-def format_frame(frame: pd.DataFrame, *, digits: int | Mapping[str, int] = 3) -> pd.DataFrame:
-    """Every cell as the text a table shows: numbers rounded (``digits`` per column or for all),
-    counts as integers with thousands separators, missing values as ``–``."""
+Digits = int | Mapping[str, int | Sequence[int]]
+
+
+def format_frame(frame: pd.DataFrame, *, digits: Digits = 3) -> pd.DataFrame:
+    """Every cell as the text a table shows: numbers rounded (``digits`` for all, or per column:
+    a number, or one per row, e.g. whole DKK in the income rows of an effects column), counts as
+    integers with thousands separators, missing values as ``–``."""
     out = pd.DataFrame(index=frame.index)
     for col in frame.columns:
         s = frame[col]
         if pd.api.types.is_bool_dtype(s):
             out[col] = s.map({True: "yes", False: "no"}).fillna(MISSING).astype(str)
         elif pd.api.types.is_numeric_dtype(s):
-            if col in COUNT_COLUMNS or pd.api.types.is_integer_dtype(s):
+            whole = bool(s.dropna().map(lambda x: float(x).is_integer()).all())
+            if str(col) in LABEL_COLUMNS and whole:
+                out[col] = [MISSING if pd.isna(x) else str(int(x)) for x in s]
+            elif (str(col) in COUNT_COLUMNS or str(col).startswith("n_")
+                  or pd.api.types.is_integer_dtype(s)) and whole:
                 out[col] = [MISSING if pd.isna(x) else f"{int(x):,}" for x in s]
             else:
                 d = digits.get(col, 3) if isinstance(digits, Mapping) else digits
-                out[col] = [MISSING if pd.isna(x) else _number(float(x), d) for x in s]
+                per_row = [int(d)] * len(s) if isinstance(d, (int, np.integer)) else list(d)
+                if len(per_row) != len(s):
+                    raise ValueError(f"format_frame: {len(per_row)} digits for the {len(s)} rows "
+                                     f"of column {col!r}")
+                out[col] = [MISSING if pd.isna(x) else _number(float(x), k)
+                            for x, k in zip(s, per_row, strict=True)]
         else:
             out[col] = [MISSING if pd.isna(x) else str(x) for x in s]
     return out
 
 
 def _number(x: float, digits: int) -> str:
-    """Fixed-point text without a negative zero."""
-    text = f"{x:.{digits}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text
+    """Fixed-point text without a negative zero (whole numbers with thousands separators)."""
+    text = f"{x:,.0f}" if digits == 0 else f"{x:.{digits}f}"
+    return text[1:] if text.startswith("-") and float(text.replace(",", "")) == 0 else text
 
 
 def to_markdown(text: pd.DataFrame, *, title: str = "", notes: Sequence[str] = ()) -> str:
@@ -144,9 +164,10 @@ def _looks_numeric(v: str) -> bool:
 
 def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
                  notes: TableNotes | Sequence[str] = (), labels: Mapping[str, str] | None = None,
-                 digits: int | Mapping[str, int] = 3, group: str | None = None,
+                 digits: Digits = 3, group: str | None = None,
                  stub: str | None = None, spanners: Mapping[str, Sequence[str]] | None = None,
-                 formats: Sequence[str] = FORMATS) -> dict[str, Path]:
+                 formats: Sequence[str] = FORMATS, label: str | None = None,
+                 font_size: str = "9pt", longtable: bool | None = None) -> dict[str, Path]:
     """Write one results table in every format.
 
     Parameters
@@ -162,13 +183,22 @@ def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
     labels
         Display names of columns (e.g. ``{"estimate": "ATT", "se": "SE"}``); the CSV keeps the names.
     digits
-        Decimals of measured values, for all columns or per column (default 3).
+        Decimals of measured values, for all columns or per column (default 3); a column may have
+        one per row.
     group, stub
         Columns shown as row groups and as row labels (LaTeX/HTML; in Markdown they stay columns).
     spanners
         Headings over groups of columns (``{"95% interval": ["lower", "upper"]}``).
     formats
         Any of ``"tex"``, ``"md"``, ``"html"``, ``"csv"``.
+    label
+        LaTeX only: a numbered caption with this ``\\label`` (for ``\\ref``); default an
+        unnumbered caption.
+    font_size
+        LaTeX only: the table's font size (great-tables' ``table_font_size``).
+    longtable
+        LaTeX only: a ``longtable`` that may break across pages instead of a ``table`` float;
+        default (None) for tables of more than :data:`LONGTABLE_ROWS` rows.
 
     Returns
     -------
@@ -211,19 +241,42 @@ def export_table(frame: pd.DataFrame, stem: str | Path, *, title: str,
                       rowname_col=lab(stub, stub) if stub else None,
                       groupname_col=lab(group, group) if group else None)
         table = table.tab_header(title=title)
+        numeric = [lab(c, c) for c in text.columns
+                   if c not in (group, stub) and all(_looks_numeric(v) for v in text[c])]
+        if numeric:
+            table = table.cols_align(align="right", columns=numeric)
         for heading, cols in (spanners or {}).items():
             table = table.tab_spanner(label=heading, columns=[labels.get(c, c) for c in cols])
         if note_lines:
             table = table.tab_source_note(" ".join(note_lines))
         if "tex" in formats:
             path = stem.with_suffix(".tex")
-            path.write_text(table.as_latex() + "\n", encoding="utf-8")
+            long = len(frame) > LONGTABLE_ROWS if longtable is None else longtable
+            latex = table.tab_options(table_font_size=font_size).as_latex(use_longtable=long)
+            path.write_text(_numbered(latex, label) + "\n", encoding="utf-8")
             written["tex"] = path
         if "html" in formats:
             path = stem.with_suffix(".html")
             path.write_text(table.as_raw_html() + "\n", encoding="utf-8")
             written["html"] = path
     return written
+
+
+_CAPTION = re.compile(r"\\caption\*\{\n\{\\large (?P<title>.*)\}\n\}")
+
+
+def _numbered(latex: str, label: str | None) -> str:
+    """great-tables' unnumbered ``\\caption*{{\\large title}}`` as ``\\caption{title}\\label{label}``."""
+    if label is None:
+        return latex
+    if not re.fullmatch(r"[A-Za-z0-9:_\-]+", label):
+        raise ValueError(f"export_table: label {label!r} may hold only letters, digits and :_-")
+    found = _CAPTION.search(latex)
+    if found is None:
+        raise ValueError("export_table: great-tables' LaTeX has no caption to number (its layout "
+                         "changed); export without a label")
+    numbered = f"\\caption{{{found['title']}}}\\label{{{label}}}"
+    return latex[:found.start()] + numbered + latex[found.end():]
 
 
 def read_csv(path: str | Path) -> tuple[pd.DataFrame, list[str]]:

@@ -390,6 +390,10 @@ def _build_panel(registers: Registers, out: Path, config: StudyConfig, state: di
                                   "kind": "dropped rows",
                                   "message": f"{row.step}: {row.rows_removed} rows dropped "
                                              f"({row.filter}: {row.note})"})
+    from impact.workflow import appendix
+
+    state["release"].append(appendix.attrition_table(att, n_years=int(result.frame["year"]
+                                                                     .nunique())))
 
 
 def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[str, Any]
@@ -403,6 +407,10 @@ def _describe(registers: Registers, out: Path, config: StudyConfig, state: dict[
     describe.group_sizes(frame).to_csv(folder / "group_sizes.csv", index=False)
     tables, figures = outputs.report_trend_tables(frame)
     state["release"] += [*tables, outputs.group_sizes_table(frame)]
+    from impact.workflow import appendix
+
+    state["release"] += [appendix.group_descriptives_table(frame),
+                         appendix.mover_composition_table(frame)]
     state["figures"] += figures
 
 
@@ -672,27 +680,78 @@ def _followup(registers: Registers, out: Path, config: StudyConfig, state: dict[
 def _release(out: Path, config: StudyConfig, state: dict[str, Any]) -> Any:
     """Check and write ``release/``; copy the checked headline to ``tables/headline.csv``."""
     from impact.report.release import write_released
+    from impact.workflow import appendix
 
     release = out / "release"
-    result = write_released(state["release"], release, config, figures=state["figures"])
+    figures = [*state["figures"], *appendix.effect_figures([t.name for t in state["release"]])]
+    result = write_released(state["release"], release, config, figures=figures)
     if "headline" in result.released:
         (out / "tables").mkdir(exist_ok=True)
         result.released["headline"].to_csv(out / "tables" / "headline.csv", index=False,
                                            lineterminator="\n")
     if "followup" in state:
         _release_followup_documents(state["followup"], release, result)
-    _release_paper_inputs(release, result)
+    _release_effect_tables(release, result, config, state)
+    _release_paper_inputs(release, result, settings=_paper_settings(config, state, result))
     return result
 
 
-def _release_paper_inputs(release: Path, result: Any) -> None:
-    """``release/paper/numbers.tex`` and ``headline_table.tex`` from the released frames."""
+def _paper_settings(config: StudyConfig, state: dict[str, Any], result: Any) -> dict[str, Any]:
+    """The settings the paper quotes (``\\Setting...`` macros): the run's configuration and the
+    disclosure log's counts so far."""
+    from impact.workflow import appendix
+
+    log = result.log.frame()
+    level = 100 * (1 - config.study.alpha)
+    return {
+        "simulated": state["simulated"], "scale": config.scale, "seed": config.seed,
+        "primary_boot": config.primary_boot, "n_boot": config.n_boot,
+        "interval_level": f"{level:.0f}%" if level.is_integer() else f"{level:g}%",
+        "min_n": config.disclosure.min_n, "min_departments": config.disclosure.min_departments,
+        "min_residual_df": config.disclosure.min_residual_df,
+        "dominance_n": config.disclosure.dominance_n,
+        "dominance_pct": round(100 * config.disclosure.dominance_k),
+        "bayes_draws": config.bayes_model.draws, "bayes_chains": config.bayes_model.chains,
+        "bayes_treatment": appendix.treatment_words(config.bayes_model.treatment),
+        "bayes_outcome": appendix.OUTCOME_WORDS.get(config.bayes_model.outcome,
+                                                    config.bayes_model.outcome),
+        "followup_effect": config.followup.effect_of_interest,
+        "outputs_released": sum(v != "fail" for v in result.status.values()),
+        "outputs_withheld": sum(v == "fail" for v in result.status.values()),
+        "cells_suppressed": int((log["action"] == "suppressed").sum()),
+    }
+
+
+def _release_effect_tables(release: Path, result: Any, config: StudyConfig,
+                           state: dict[str, Any]) -> None:
+    """The appendix's effect tables (``release/tables/appendix_*``): views of released tables."""
+    from impact.workflow import appendix
+
+    written = appendix.write_effect_tables(
+        result.released, release / "tables", alpha=config.study.alpha,
+        primary_boot=config.primary_boot, n_boot=config.n_boot, simulated=state["simulated"],
+        bayes_outcome=config.bayes_model.outcome, bayes_treatment=config.bayes_model.treatment)
+    for name, files in written.items():
+        result.files += files
+        result.status[name] = result.log.add(
+            name, kind="table", status=None, files=[str(f.relative_to(release)) for f in files],
+            comments=[f"a view of the released table {appendix.EFFECT_TABLES[name]}"])
+    result.log.write(release)
+
+
+def _release_paper_inputs(release: Path, result: Any, settings: dict[str, Any] | None = None
+                          ) -> None:
+    """``release/paper/numbers.tex`` and ``headline_table.tex`` from the released frames (and
+    the run's settings the text quotes)."""
     from impact.report import paper
 
-    files = paper.write_inputs(release / "paper", result.released)
+    files = paper.write_inputs(release / "paper", result.released, settings=settings)
     if files:
         result.files += files
-        used = [n for n in ("headline", "followup_comparison") if n in result.released]
+        used = [n for n in ("headline", "followup_comparison", "appendix_group_descriptives",
+                            "appendix_mover_composition", "appendix_attrition",
+                            "did_att_gt_aggregates", "did_twfe", "did_dose_response",
+                            "bayes_effects") if n in result.released]
         result.status["paper_inputs"] = result.log.add(
             "paper_inputs", kind="table", status=None,
             files=[str(f.relative_to(release)) for f in files],
