@@ -282,6 +282,15 @@ def audit(values: np.ndarray, suppressed: np.ndarray, equations: Sequence[tuple[
     a_eq = np.array(rows) if rows else None
     b_eq = np.array(rhs) if rows else None
     targets = [c for c in (hidden if cells is None else cells) if required[c]]
+    return _audit_intervals(values, targets, pos, a_eq, b_eq, kinds, rules)
+
+
+def _audit_intervals(values: np.ndarray, targets: Iterable[int], pos: dict[int, int],
+                     a_eq: Any, b_eq: Any, kinds: np.ndarray, rules: DisclosureConfig
+                     ) -> AuditResult:
+    """The attacker's interval of each target cell: min and max of its hidden value subject to
+    ``a_eq @ x == b_eq``, ``x >= 0`` over the hidden values (positions ``pos``; ``a_eq`` None: no
+    relation binds them), and whether it is at least the protection width."""
     out = []
     for c in targets:
         bounds = []
@@ -289,7 +298,7 @@ def audit(values: np.ndarray, suppressed: np.ndarray, equations: Sequence[tuple[
             if a_eq is None:
                 bounds.append(0.0 if sense > 0 else np.inf)
                 continue
-            obj = np.zeros(hidden.size)
+            obj = np.zeros(len(pos))
             obj[pos[c]] = sense
             res = linprog(obj, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
             if res.status == 3:  # unbounded
@@ -860,35 +869,7 @@ def _sparse_audit(values: np.ndarray, hidden: np.ndarray, relations: Any,
     b = -(relations[:, ~hidden] @ values[~hidden])[keep]
     pos = {c: k for k, c in enumerate(idx)}
     targets = [int(c) for c in (idx if cells is None else cells) if required[c] and hidden[c]]
-    out = []
-    for c in targets:
-        bounds = []
-        for sense in (1.0, -1.0):
-            if not len(keep):
-                bounds.append(0.0 if sense > 0 else np.inf)
-                continue
-            obj = np.zeros(idx.size)
-            obj[pos[c]] = sense
-            res = linprog(obj, A_eq=a_h, b_eq=b, bounds=(0, None), method="highs")
-            if res.status == 3:
-                bounds.append(np.inf if sense < 0 else 0.0)
-            elif res.status != 0:
-                raise DisclosureError(f"audit: the LP for cell {c} failed ({res.message})")
-            else:
-                bounds.append(sense * res.fun)
-        lower, upper = bounds
-        x = values[c]
-        if kinds[c] == "magnitude":
-            req_lo, req_hi = x - rules.protection * abs(x), x + rules.protection * abs(x)
-            safe = lower <= req_lo + 1e-9 and upper >= req_hi - 1e-9
-        else:
-            req_lo, req_hi = np.nan, np.nan
-            safe = upper - lower >= rules.min_n - 1e-9
-        out.append({"cell": c, "value": x, "lower": lower, "upper": upper,
-                    "required_lower": req_lo, "required_upper": req_hi,
-                    "width": upper - lower, "safe": bool(safe)})
-    cols = ["cell", "value", "lower", "upper", "required_lower", "required_upper", "width", "safe"]
-    return AuditResult(pd.DataFrame(out, columns=cols))
+    return _audit_intervals(values, targets, pos, a_h if len(keep) else None, b, kinds, rules)
 
 
 def protect_cells(system: CellSystem, rules: DisclosureConfig, *, max_rounds: int = 500

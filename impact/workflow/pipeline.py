@@ -630,7 +630,8 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
             onset_lag=config.did.primary.onset_lag)
         implied.to_csv(folder / f"implied_att_{stem}.csv", index=False)
         state["release"].append(subgroup_outputs.bayes_table(
-            implied, result.effects, data, b.outcome, converged=result.converged))
+            implied, result.effects, data, b.outcome, converged=result.converged,
+            onset_lag=config.did.primary.onset_lag))
         state["figures"].append(subgroup_outputs.bayes_figure(b.outcome))
     print(pooled.to_string(index=False), file=sys.stderr)
     print(result.diagnostics.to_string(index=False), file=sys.stderr)

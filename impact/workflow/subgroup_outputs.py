@@ -536,8 +536,20 @@ def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, e
     return pd.DataFrame(out)
 
 
+def _set_support(frame: pd.DataFrame, sides: list[tuple[pd.DataFrame, pd.DataFrame]],
+                 base: str | None) -> None:
+    """Per row of ``frame`` the support of its (treated, comparison) department-years: residual
+    df = treated clusters - 1 (-1 without treated rows), departments and persons on each side."""
+    frame[SUPPORT["residual_df"]] = [_clusters(t).nunique() - 1 if len(t) else -1
+                                     for t, _ in sides]
+    for k in (0, 1):
+        frame[SUPPORT["departments"][k]] = [int(side[k]["department_id"].nunique())
+                                            for side in sides]
+        frame[SUPPORT["persons"][k]] = [persons_lower_bound(side[k], base) for side in sides]
+
+
 def bayes_table(implied: pd.DataFrame, effects: pd.DataFrame, data: pd.DataFrame,
-                outcome: str, *, converged: bool) -> ModelTable:
+                outcome: str, *, converged: bool, onset_lag: int = 1) -> ModelTable:
     """The implied ATTs (:func:`implied_effects`) with the effect per unit of exposure, as a
     model table with support per group.
 
@@ -557,25 +569,12 @@ def bayes_table(implied: pd.DataFrame, effects: pd.DataFrame, data: pd.DataFrame
     frame.insert(3, "outcome", outcome)
     frame["converged"] = bool(converged)
     cohort = data[f"cohort_{tool}"]
-    treated_all = data[(cohort > 0) & (data["year"] >= cohort + 1)]
+    treated_all = data[(cohort > 0) & (data["year"] >= cohort + onset_lag)]
     control_all = data[data[f"cohort_{tool}"].fillna(0) <= 0]
-    dfs, dep_t, dep_c, per_t, per_c = [], [], [], [], []
-    for g in frame["group"]:
-        if g == "pooled":
-            t, c = treated_all, control_all
-        else:
-            t = treated_all[treated_all[effect_by].astype(str) == g]
-            c = control_all[control_all[effect_by].astype(str) == g]
-        dfs.append(_clusters(t).nunique() - 1 if len(t) else -1)
-        dep_t.append(int(t["department_id"].nunique()))
-        dep_c.append(int(c["department_id"].nunique()))
-        per_t.append(persons_lower_bound(t, base))
-        per_c.append(persons_lower_bound(c, base))
-    frame[SUPPORT["residual_df"]] = dfs
-    frame[SUPPORT["departments"][0]] = dep_t
-    frame[SUPPORT["departments"][1]] = dep_c
-    frame[SUPPORT["persons"][0]] = per_t
-    frame[SUPPORT["persons"][1]] = per_c
+    sides = [(treated_all, control_all) if g == "pooled" else
+             (treated_all[treated_all[effect_by].astype(str) == g],
+              control_all[control_all[effect_by].astype(str) == g]) for g in frame["group"]]
+    _set_support(frame, sides, base)
     values = ("mean_exposure", *(f"implied_att_{c}" for c in IMPLIED), "effect_mean",
               "effect_lower_95", "effect_upper_95", *(("truth",) if "truth" in frame else ()))
     return ModelTable(
@@ -634,21 +633,10 @@ def followup_subgroup_table(design: Any, panel: pd.DataFrame,
     s = design.settings
     base = person_base(s["outcome"])
     frame = design.by_subgroup.reset_index(drop=True).copy()
-    dfs, dep_t, dep_c, per_t, per_c = [], [], [], [], []
-    for r in frame.itertuples(index=False):
-        sub = _in_subgroup(panel, labels, r.subgroup_variable, r.stratum)
-        t = _treated_rows(sub, s["tool"], s["outcome"])
-        c = _control_rows(sub, s["tool"], s["outcome"])
-        dfs.append(_clusters(t).nunique() - 1 if len(t) else -1)
-        dep_t.append(int(t["department_id"].nunique()))
-        dep_c.append(int(c["department_id"].nunique()))
-        per_t.append(persons_lower_bound(t, base))
-        per_c.append(persons_lower_bound(c, base))
-    frame[SUPPORT["residual_df"]] = dfs
-    frame[SUPPORT["departments"][0]] = dep_t
-    frame[SUPPORT["departments"][1]] = dep_c
-    frame[SUPPORT["persons"][0]] = per_t
-    frame[SUPPORT["persons"][1]] = per_c
+    subs = [_in_subgroup(panel, labels, r.subgroup_variable, r.stratum)
+            for r in frame.itertuples(index=False)]
+    _set_support(frame, [(_treated_rows(sub, s["tool"], s["outcome"]),
+                          _control_rows(sub, s["tool"], s["outcome"])) for sub in subs], base)
     from impact.followup import render
 
     return ModelTable(
