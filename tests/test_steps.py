@@ -197,7 +197,8 @@ def test_the_bayes_step_runs_on_what_it_declares(tmp_path: Path,
                 did={"primary": {"onset_lag": 2}})
     step = {s.name: s for s in pipeline._steps(simulated=True, config=cfg)}["bayes"]
     frame = world.panel()
-    state: dict = {"panel": SimpleNamespace(frame=frame), "problems": []}
+    state: dict = {"panel": SimpleNamespace(frame=frame), "problems": [], "release": [],
+                   "figures": []}
     step.run(world.registers(), tmp_path, restricted(cfg, step.config, "bayes"), state)
     folder = tmp_path / "private" / "bayes"
     assert (folder / "posterior.nc").is_file() and (folder / "diagnostics.csv").is_file()
