@@ -129,3 +129,31 @@ def test_dose_response_options_come_from_the_config() -> None:
 def test_unknown_part_is_an_error() -> None:
     with pytest.raises(EstimationError, match="unknown part"):
         estimate_all(pd.DataFrame(), parts=("everything",))
+
+
+def test_bayes_takes_the_primary_untreated_model_and_its_error_options_from_the_config() -> None:
+    from impact.workflow.estimates import bayes_inputs
+
+    two = {"study": {"tools": ["flexible_letting", "municipal_referral"]}}
+    panel = world.panel()
+    data, opts, problems = quiet(bayes_inputs, panel, cfg(**two, bayes={"untreated": "primary"}))
+    assert opts["time_by"] == ["market_type", "supported_department"]
+    assert opts["covariates"] == [f"baseline_{m}" for m in config.OUTCOMES]
+    assert opts["controls"] == ["exposure_municipal_referral"]
+    assert opts["errors"] == "iid" and opts["weights"] is None
+    # every row left out and every capped value is a problem row
+    kept = panel["n_labour_force_18_64"] > 0
+    assert len(data) == int(kept.sum())
+    reported = {p["kind"]: p["message"] for p in problems}
+    if not kept.all():
+        assert reported["dropped rows"].startswith(f"{int((~kept).sum())} department-years")
+    assert data[["exposure_flexible_letting", "exposure_municipal_referral"]].max().max() <= 1
+    over = int((panel.loc[kept, "exposure_municipal_referral"] > 1).sum())
+    assert (over > 0) == any("exposure_municipal_referral above 1" in m
+                             for m in reported.values())
+    c = cfg(**two, bayes={"errors": "ar1", "weighted": True})  # untreated = "twfe" by default
+    _, opts, _ = quiet(bayes_inputs, panel, c)
+    assert "time_by" not in opts and "controls" not in opts
+    assert opts["errors"] == "ar1" and opts["weights"] == "n_labour_force_18_64"
+    with pytest.raises(config.ConfigError, match=r"\[bayes\]\.errors"):
+        cfg(bayes={"errors": "ar2"})

@@ -36,6 +36,7 @@ Likelihood = Literal["normal", "binomial", "student_t"]
 Pooling = Literal["partial", "complete", "none"]
 LIKELIHOODS = ("normal", "binomial", "student_t")
 POOLINGS = ("partial", "complete", "none")
+ERRORS = ("iid", "ar1")
 NONE_LEVEL = "none"
 
 
@@ -77,6 +78,26 @@ class ModelConfig:
     event_window
         ``(first lead, last lag)``: relative times beyond the window are binned into its ends;
         ``-1`` is the reference period.
+    time_by
+        Columns constant within units (e.g. ``("market_type", "supported_department")``): year
+        effects per cell of their combination, beside the common year effects (the primary DiD's
+        strata: parallel trends only within a stratum).
+    covariates
+        Numeric columns (e.g. baseline measures) with year-specific slopes (the primary DiD's
+        ``baselines``: parallel trends given the covariates). The slopes are those of an
+        orthonormal basis of the covariates net of the ``time_by`` strata (coordinates
+        ``basis_<k>``): the same mean structure, with uncorrelated slopes to sample.
+    controls
+        Other treatments in [0, 1] (e.g. the other tool's exposure), each with one common
+        effect, so that a tool used together with the treatment does not load onto it.
+    errors
+        ``"iid"`` or ``"ar1"``: a first-order autoregression of the errors within each unit
+        (normal likelihood only; composition is persistent, and independent errors understate
+        the uncertainty of a persistent treatment).
+    weights
+        Optional column of counts behind each outcome (e.g. ``n_labour_force_18_64``), normal
+        likelihood only: the error scale is ``sqrt(sigma_common**2 + sigma_count**2 * nbar /
+        n)``, equal precision and precision proportional to the count as its two ends.
     """
 
     outcome: str
@@ -94,12 +115,19 @@ class ModelConfig:
     centred_effects: bool | str = "auto"
     event_time: str | None = None
     event_window: tuple[int, int] = (-4, 5)
+    time_by: tuple[str, ...] = ()
+    covariates: tuple[str, ...] = ()
+    controls: tuple[str, ...] = ()
+    errors: str = "iid"
+    weights: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         """The configuration as a JSON-serialisable dict."""
         d = asdict(self)
         d["levels"] = list(self.levels)
         d["event_window"] = list(self.event_window)
+        for key in ("time_by", "covariates", "controls"):
+            d[key] = list(getattr(self, key))
         return d
 
     def hash(self) -> str:
@@ -139,6 +167,16 @@ class Design:
     lags: list[int] = field(default_factory=list)
     data_hash: str = ""
     extras: dict[str, object] = field(default_factory=dict)
+    #: stratum of each observation (``time_by``) and the stratum labels
+    stratum_idx: np.ndarray | None = None
+    strata: list[str] = field(default_factory=list)
+    #: ``(n_obs, n_covariates)`` standardised covariates, ``(n_obs, n_controls)`` controls
+    covariate_x: np.ndarray | None = None
+    control_x: np.ndarray | None = None
+    covariates: list[str] = field(default_factory=list)
+    controls: list[str] = field(default_factory=list)
+    #: counts behind each outcome (``weights``), relative to their mean
+    rel_weight: np.ndarray | None = None
 
     @property
     def n_obs(self) -> int:
@@ -206,6 +244,22 @@ def validate_config(config: ModelConfig) -> None:
         )
     if len(set(config.levels)) != len(config.levels) or config.unit in config.levels:
         raise EstimationError(f"impact.bayes: levels {config.levels} must be distinct columns")
+    if config.errors not in ERRORS:
+        raise EstimationError(
+            f"impact.bayes: errors must be one of {ERRORS}, got {config.errors!r}"
+        )
+    if config.likelihood != "normal" and (config.errors != "iid" or config.weights is not None):
+        raise EstimationError(
+            "impact.bayes: errors='ar1' and weights= are options of the normal likelihood"
+        )
+    for key in ("time_by", "covariates", "controls"):
+        cols = getattr(config, key)
+        if isinstance(cols, str) or len(set(cols)) != len(cols):
+            raise EstimationError(
+                f"impact.bayes: {key} must be a list of distinct column names, got {cols!r}"
+            )
+    if config.treatment in config.controls:
+        raise EstimationError("impact.bayes: the treatment cannot also be a control")
 
 
 def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
@@ -222,7 +276,8 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
     if not isinstance(data, pd.DataFrame):
         raise EstimationError("impact.bayes: data must be a pandas DataFrame")
     used = [config.outcome, config.treatment, config.unit, config.time, config.effect_by]
-    used += [c for c in (config.trials, config.effect_by_extra) if c is not None]
+    used += [c for c in (config.trials, config.effect_by_extra, config.weights) if c is not None]
+    used += [*config.time_by, *config.covariates, *config.controls]
     optional = [config.event_time] if config.event_time is not None else []
     _require_columns(data, list(dict.fromkeys(used + list(config.levels) + optional)))
     if len(data) == 0:
@@ -285,7 +340,7 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
     time_idx, times = _codes(data[config.time])
     if len(times) < 2:
         raise EstimationError("impact.bayes: at least two time periods are needed")
-    for col in [*config.levels, config.effect_by, config.effect_by_extra]:
+    for col in [*config.levels, config.effect_by, config.effect_by_extra, *config.time_by]:
         if col is not None:
             _constant_within_unit(data, config.unit, col)
 
@@ -316,6 +371,7 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
         extra_idx, extra_groups = _codes(data[config.effect_by_extra])
 
     events = _event_indices(data, config, d)
+    events.update(_untreated_terms(data, config))
     cols = list(dict.fromkeys(used + list(config.levels) + optional))
     data_hash = hashlib.sha256(
         pd.util.hash_pandas_object(data[cols], index=False).to_numpy().tobytes()
@@ -341,6 +397,55 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
         **events,
         data_hash=data_hash,
     )
+
+
+def _numeric(data: pd.DataFrame, cols: tuple[str, ...], what: str) -> np.ndarray:
+    x = data[list(cols)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad = [c for c, ok in zip(cols, np.isfinite(x).all(axis=0), strict=True) if not ok]
+    if bad:
+        raise EstimationError(f"impact.bayes: {what} {bad} must be numeric and finite")
+    return x
+
+
+def _untreated_terms(data: pd.DataFrame, config: ModelConfig) -> dict[str, object]:
+    """Strata of the year effects, covariates with year slopes, controls and weights."""
+    out: dict[str, object] = {}
+    if config.time_by:
+        key = data[list(config.time_by)].astype(str).agg("/".join, axis=1)
+        out["stratum_idx"], out["strata"] = _codes(key)
+    if config.covariates:
+        x = _numeric(data, config.covariates, "covariates")
+        sd = x.std(axis=0)
+        if not (sd > 0).all():
+            flat = [c for c, s in zip(config.covariates, sd, strict=True) if not s > 0]
+            raise EstimationError(f"impact.bayes: covariates {flat} do not vary")
+        x = (x - x.mean(axis=0)) / sd
+        if "stratum_idx" in out:  # the part of each covariate the strata do not explain
+            idx = out["stratum_idx"]
+            means = np.zeros((idx.max() + 1, x.shape[1]))
+            np.add.at(means, idx, x)
+            x = x - (means / np.bincount(idx)[:, None])[idx]
+        # an orthonormal basis of what is left (same mean structure, uncorrelated slopes)
+        u, sv, _ = np.linalg.svd(x / np.sqrt(len(x)), full_matrices=False)
+        keep = sv > 1e-8 * sv[0]
+        out["covariate_x"] = u[:, keep] * np.sqrt(len(x))
+        out["covariates"] = [f"basis_{k}" for k in range(int(keep.sum()))]
+    if config.controls:
+        c = _numeric(data, config.controls, "controls")
+        if (c < 0).any() or (c > 1).any():
+            raise EstimationError(f"impact.bayes: controls {list(config.controls)} must be in "
+                                  "[0, 1]")
+        out["control_x"] = c
+        out["controls"] = list(config.controls)
+    if config.weights is not None:
+        w = _numeric(data, (config.weights,), "weights")[:, 0]
+        if not (w > 0).all():
+            raise EstimationError(
+                f"impact.bayes: weights {config.weights!r} must be positive; "
+                f"{int((w <= 0).sum())} row(s) are not (filter them explicitly)"
+            )
+        out["rel_weight"] = w / w.mean()
+    return out
 
 
 def _event_indices(data: pd.DataFrame, config: ModelConfig, d: np.ndarray) -> dict[str, object]:

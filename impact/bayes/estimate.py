@@ -48,6 +48,8 @@ GATE_VARIABLES = (
     "sigma_unit",
     "sigma",
     "nu",
+    "control_effect",
+    "rho",
 )
 
 #: A data-chosen parameterisation is kept by the first refit when its mean data weight is
@@ -377,6 +379,11 @@ def hierarchical(
     strict_gate: bool = False,
     max_attempts: int = MAX_ATTEMPTS,
     persons: str | None = None,
+    time_by: Sequence[str] = (),
+    covariates: Sequence[str] = (),
+    controls: Sequence[str] = (),
+    errors: str = "iid",
+    weights: str | None = None,
 ) -> HierarchicalResult:
     """Bayesian hierarchical difference-in-differences model of a tool's effect.
 
@@ -446,6 +453,13 @@ def hierarchical(
     persons
         Optional column with the persons behind each department-year, for the ``n_persons``
         support columns of the effect tables (see :class:`HierarchicalModel`).
+    time_by, covariates, controls
+        The untreated model of the primary DiD: year effects per stratum, year-specific slopes
+        of (baseline) covariates, other tools' exposures with a common effect each (see
+        :class:`~impact.bayes.design.ModelConfig`).
+    errors, weights
+        ``"iid"`` or ``"ar1"`` errors within departments, and the count column behind each
+        share for a count-weighted error scale (normal likelihood).
 
     Returns
     -------
@@ -475,6 +489,11 @@ def hierarchical(
         centred_effects=centred_effects,
         event_time=event_time,
         event_window=(int(event_window[0]), int(event_window[1])),
+        time_by=tuple(time_by),
+        covariates=tuple(covariates),
+        controls=tuple(controls),
+        errors=errors,
+        weights=weights,
     )
     return HierarchicalModel(data, config, persons=persons).fit(
         draws=draws,

@@ -213,6 +213,14 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
         extra = None
         if design.lead_idx is not None and design.lag_idx is not None:
             extra = _event_terms(design, p, layout.order)
+        untreated = _untreated_terms(design, p, layout.order)
+        if untreated is not None:
+            extra = untreated if extra is None else extra + untreated
+        if config.errors == "ar1" or design.rel_weight is not None:
+            eta = a_unit[design.unit_idx[layout.order]] + time_effect[design.time_idx[layout.order]]
+            eta = eta + tau[design.unit_idx[layout.order]] * design.d[layout.order]
+            _correlated_normal(design, config, layout, eta if extra is None else eta + extra)
+            return model
         if fused_binomial and config.likelihood in ("normal", "binomial"):
             _fused_likelihood(design, config.likelihood, layout, (a_unit, time_effect, tau), extra)
             return model
@@ -355,3 +363,122 @@ def _event_terms(design: Design, p: dict[str, float], order: np.ndarray):  # pyt
     lead_term = pt.switch(lead_i >= 0, lead[np.maximum(lead_i, 0)], 0.0)
     lag_term = pt.switch(lag_i >= 0, dev[np.maximum(lag_i, 0)], 0.0) * d
     return lead_term + lag_term
+
+
+def _untreated_terms(design: Design, p: dict[str, float], order: np.ndarray):
+    """Year effects by stratum, year slopes of covariates and control effects (obs order).
+
+    - ``time_by_effect ~ ZeroSumNormal(0.5)`` over (stratum, year), zero-sum on both axes
+      (identified beside the common year effects and the unit intercepts);
+    - ``slope ~ ZeroSumNormal(0.5)`` over (covariate, year), zero-sum over years (a
+      covariate's level is in the unit intercepts).
+
+    The scales are fixed (the DiD's fixed stratum-year effects with a weakly informative
+    prior): hundreds of departments identify each term, and a hierarchical scale over them
+    only adds a funnel (measured: R-hat 1.026 after three attempts with ``HalfNormal`` scales);
+    - ``control_lin ~ Normal(0, 1)`` per control, reported as ``control_effect`` on the
+      outcome scale.
+
+    Returns ``None`` when the design has none of them.
+    """
+    import pymc as pm
+
+    model = pm.modelcontext(None)
+    time = design.time_idx[order]
+    terms = []
+    if design.stratum_idx is not None:
+        model.add_coords({"stratum": design.strata})
+        dev = pm.ZeroSumNormal("time_by_effect", sigma=p["sigma_time"], dims=("stratum", "time"),
+                               n_zerosum_axes=2)
+        terms.append(dev[design.stratum_idx[order], time])
+    if design.covariate_x is not None:
+        model.add_coords({"covariate": design.covariates})
+        slope = pm.ZeroSumNormal("slope", sigma=p["sigma_time"], dims=("covariate", "time"))
+        x = design.covariate_x[order]
+        terms.append((x * slope[:, time].T).sum(axis=1))
+    if design.control_x is not None:
+        model.add_coords({"control": design.controls})
+        lin = pm.Normal("control_lin", 0.0, p["effect_sd"], dims="control")
+        pm.Deterministic("control_effect", lin * design.y_scale, dims="control")
+        terms.append(design.control_x[order] @ lin)
+    if not terms:
+        return None
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
+
+
+def _previous(design: Design, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each observation in (unit, time) order: the position of the unit's previous
+    observation (-1 for its first) and the number of periods since it."""
+    unit, time = design.unit_idx[order], design.time_idx[order]
+    prev = np.arange(len(order)) - 1
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = unit[1:] != unit[:-1]
+    prev[first] = -1
+    gap = np.where(first, 0, time - time[np.maximum(prev, 0)])
+    return prev, gap.astype(np.float64)
+
+
+def _correlated_normal(design: Design, config: ModelConfig, layout: DenseLayout, eta) -> None:
+    """Normal likelihood with AR(1) errors within units and/or count-weighted scales.
+
+    With ``z[o] = (y[o] - eta[o]) / s[o]``: ``z ~ Normal(0, 1)`` at a unit's first observation
+    and ``z[o] | z[prev] ~ Normal(rho**k z[prev], 1 - rho**(2k))`` after a step of ``k`` years
+    (the exact AR(1) across gaps), ``rho = 2 * rho_beta - 1``, ``rho_beta ~ Beta(2, 2)``
+    (``rho = 0`` with ``errors="iid"``). The scale is ``s = sigma`` without weights and
+    ``sqrt(sigma_common**2 + sigma_count**2 / w)`` with ``w`` the count relative to its mean
+    (``sigma_common, sigma_count ~ HalfNormal(1)``). The pointwise log-likelihood is the
+    sequential (conditional) one, so LOO works as for independent errors.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    order = layout.order
+    prev, gap = _previous(design, order)
+    first = prev < 0
+    prev_c = np.maximum(prev, 0)
+    p = PRIORS
+    if design.rel_weight is None:
+        scale = pm.HalfNormal("sigma", p["sigma_obs"])
+        s = scale * pt.ones(len(order))
+    else:
+        common = pm.HalfNormal("sigma_common", p["sigma_obs"])
+        count = pm.HalfNormal("sigma_count", p["sigma_obs"])
+        s = pt.sqrt(common**2 + count**2 / design.rel_weight[order])
+    if config.errors == "ar1":
+        rho_beta = pm.Beta("rho_beta", 2.0, 2.0)
+        rho = pm.Deterministic("rho", 2.0 * rho_beta - 1.0)
+    else:
+        rho = pt.constant(0.0)
+    observed = (design.y[order] - design.y_loc) / design.y_scale
+
+    def logp(value, mu, sd, r):
+        z = (value - mu) / sd
+        rk = r ** pt.maximum(gap, 1.0)
+        mean = pt.switch(first, 0.0, rk * z[prev_c])
+        var = pt.switch(first, 1.0, 1.0 - rk**2)
+        return -0.5 * (z - mean) ** 2 / var - 0.5 * pt.log(var) - pt.log(sd) - 0.9189385332046727
+
+    steps = [np.flatnonzero(~first & (np.cumsum(first) > 0) & (_position(first) == k))
+             for k in range(1, int(_position(first).max()) + 1)]
+    starts = np.flatnonzero(first)
+
+    def random(mu, sd, r, rng=None, size=None):
+        mu = np.asarray(mu)
+        z = np.empty(mu.shape[-1])
+        z[starts] = rng.standard_normal(len(starts))
+        for idx in steps:
+            rk = float(r) ** gap[idx]
+            z[idx] = rk * z[prev[idx]] + np.sqrt(1.0 - rk**2) * rng.standard_normal(len(idx))
+        return mu + np.asarray(sd) * z
+
+    pm.CustomDist("y", eta, s, rho, logp=logp, random=random, observed=observed, dims="obs")
+
+
+def _position(first: np.ndarray) -> np.ndarray:
+    """Position of each observation within its unit (0 for the first)."""
+    run = np.cumsum(first) - 1
+    starts = np.flatnonzero(first)
+    return np.arange(len(first)) - starts[run]

@@ -200,6 +200,14 @@ class BayesConfig:
     effect_by: str = _opt("municipality_id", "groups with their own, partially pooled effect "
                           "(reported pooled and per group)",
                           allowed=("municipality_id", "market_type"))
+    untreated: str = _opt("twfe", "untreated model: \"primary\" (the primary DiD's strata "
+                          "year effects, baseline year slopes, the other tools' exposures as "
+                          "controls) or \"twfe\" (department and year effects only)",
+                          allowed=("primary", "twfe"))
+    errors: str = _opt("iid", "errors within a department (normal likelihood): \"ar1\" or "
+                       "\"iid\"", allowed=("ar1", "iid"))
+    weighted: bool = _opt(False, "normal likelihood: error scale from the count behind each "
+                          "share (its base, e.g. residents 18-64 in the labour force)")
 
 
 @dataclass(frozen=True)

@@ -516,3 +516,60 @@ def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] |
                               f"(att_gt, {o.method}, {controls}-treated controls: naive "
                               "contrast)", fontsize=9)
         figures[f"event_study_{tool}_{outcome}"] = fig
+
+
+def bayes_inputs(panel: pd.DataFrame, config: StudyConfig
+                 ) -> tuple[pd.DataFrame, dict[str, object], list[dict[str, object]]]:
+    """The data and the :func:`impact.bayes.hierarchical` options of ``[bayes]``.
+
+    The department-years with the outcome's base (residents 18-64 in the labour force for the
+    shares of the labour force), the exposure capped at 1 (a dwelling let twice), and, with
+    ``[bayes].untreated = "primary"``, the primary DiD's untreated model: year effects per
+    ``[did.primary].strata`` cell, year slopes of the ``baseline_<measure>`` columns and the other
+    tools' exposures as controls. Every row left out and every value capped is a problem row
+    (``step = "bayes"``), never silent.
+
+    Returns
+    -------
+    tuple
+        The data, the keyword options (model and sampling, without ``seed``) and the problems.
+    """
+    b = config.bayes_model
+    problems: list[dict[str, object]] = []
+    key = {"step": "bayes", "tool": "", "outcome": b.outcome, "estimator": "hierarchical"}
+    frame = prepare(panel, baselines=config.did.primary.baselines)
+    base = "n_labour_force_18_64" if b.outcome in ("share_employed", "share_qualifying_edu") \
+        else None
+    data = frame[frame[base] > 0].copy() if base else frame[frame[b.outcome].notna()].copy()
+    dropped = len(frame) - len(data)
+    if dropped:
+        problems.append({**key, "kind": "dropped rows",
+                         "message": f"{dropped} department-years without {b.outcome} left out"})
+    treatments = [b.treatment]
+    options: dict[str, object] = {}
+    if b.untreated == "primary":
+        spec = primary_options(data, config.did.primary, config.study.tools)
+        tool = b.treatment.split("_", 1)[1] if "_" in b.treatment else ""
+        kind = b.treatment.removesuffix(f"_{tool}")
+        controls = [f"{kind}_{t}" for t in config.study.tools
+                    if t != tool and f"{kind}_{t}" in data]
+        options.update(time_by=spec["strata"], covariates=spec["covariates"], controls=controls)
+        treatments += controls
+    for col in treatments:
+        if col.startswith("exposure_"):
+            # a treatment in [0, 1]: more lettings through the tool than dwellings (a dwelling
+            # let twice) counts as fully exposed
+            over = int((data[col] > 1).sum())
+            if over:
+                problems.append({**key, "kind": "capped",
+                                 "message": f"{over} department-years with {col} above 1 "
+                                            "capped at 1"})
+            data[col] = data[col].clip(upper=1.0)
+        data[col] = data[col].fillna(0.0)
+    weights = persons_of(data, b.outcome) if b.weighted and b.likelihood == "normal" else None
+    options.update(likelihood=b.likelihood, trials=b.trials or None, draws=b.draws, tune=b.tune,
+                   chains=b.chains, threshold=b.threshold, target_accept=b.target_accept,
+                   sampler=b.sampler, persons=persons_of(data, b.outcome),
+                   effect_by=b.effect_by, errors=b.errors if b.likelihood == "normal" else "iid",
+                   weights=weights)
+    return data, options, problems

@@ -563,39 +563,17 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     """
     from impact import bayes
     from impact.workflow import outputs, subgroup_outputs
-    from impact.workflow.estimates import persons_of
+    from impact.workflow.estimates import bayes_inputs
 
     b = config.bayes_model
-    frame = state["panel"].frame
-    base = "n_labour_force_18_64" if b.outcome in ("share_employed", "share_qualifying_edu") \
-        else None
-    data = frame[frame[base] > 0].copy() if base else frame[frame[b.outcome].notna()].copy()
-    dropped = len(frame) - len(data)
-    if dropped:
-        state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
-                                  "estimator": "hierarchical", "kind": "dropped rows",
-                                  "message": f"{dropped} department-years without {b.outcome} "
-                                             "left out"})
+    data, options, problems = bayes_inputs(state["panel"].frame, config)
+    state["problems"] += problems
     treatment = b.treatment
-    if treatment.startswith("exposure_"):
-        # The model takes a treatment in [0, 1]: a department that let more than all its
-        # dwellings through the tool (a dwelling let twice) counts as fully exposed.
-        over = int((data[treatment] > 1).sum())
-        if over:
-            state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
-                                      "estimator": "hierarchical", "kind": "capped",
-                                      "message": f"{over} department-years with {treatment} "
-                                                 "above 1 capped at 1"})
-        data[treatment] = data[treatment].clip(upper=1.0)
-    data[treatment] = data[treatment].fillna(0.0)
+    dropped = len(state["panel"].frame) - len(data)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = bayes.hierarchical(
-                data, b.outcome, treatment, likelihood=b.likelihood, trials=b.trials or None,
-                draws=b.draws, tune=b.tune, chains=b.chains, seed=config.seed,
-                threshold=b.threshold, target_accept=b.target_accept, sampler=b.sampler,
-                persons=persons_of(data, b.outcome), effect_by=b.effect_by)
+            result = bayes.hierarchical(data, b.outcome, treatment, seed=config.seed, **options)
     except EstimationError as err:  # listed with the run's problems, never silently skipped
         state["problems"].append({"step": "bayes", "tool": "", "outcome": b.outcome,
                                   "estimator": "hierarchical", "kind": "error",
@@ -855,7 +833,7 @@ def _steps(*, simulated: bool, config: StudyConfig) -> list[Step]:
     if config.bayes:
         steps.append(Step("bayes", "Bayesian hierarchical model (PyMC): exposure effects by "
                           f"{config.bayes_model.effect_by}", _bayes, after=("panel",),
-                          registers=True, config=("run.seed", "bayes", "did.primary.onset_lag")))
+                          registers=True, config=("run.seed", "bayes", "did.primary", "study.tools")))
     if config.followup.enabled:
         steps.append(Step("followup", "Follow-up study design (power on the panel's design)",
                           _followup, after=("panel", "did"),  # did: the subgroup effects
