@@ -157,3 +157,11 @@ def test_bayes_takes_the_primary_untreated_model_and_its_error_options_from_the_
     assert opts["errors"] == "ar1" and opts["weights"] == "n_labour_force_18_64"
     with pytest.raises(config.ConfigError, match=r"\[bayes\]\.errors"):
         cfg(bayes={"errors": "ar2"})
+
+
+def test_a_treatment_column_names_its_tool() -> None:
+    from impact.workflow.estimates import treatment_tool
+
+    assert treatment_tool("exposure_flexible_letting") == "flexible_letting"
+    assert treatment_tool("in_force_municipal_referral") == "municipal_referral"
+    assert treatment_tool("share_employed") == ""

@@ -130,6 +130,11 @@ class ModelConfig:
             d[key] = list(getattr(self, key))
         return d
 
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> ModelConfig:
+        """The inverse of :meth:`to_dict` (lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
     def hash(self) -> str:
         """SHA-256 (first 16 hex digits) of the configuration, stable across sessions."""
         text = json.dumps(self.to_dict(), sort_keys=True)

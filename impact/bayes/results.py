@@ -273,10 +273,7 @@ def load(path: str | Path, config_hash: str | None = None) -> HierarchicalResult
     idata, meta = arviz_io.load(path)
     if "config" not in meta:
         raise EstimationError(f"impact.bayes: {path} does not hold an impact.bayes result")
-    cfg = dict(meta["config"])
-    cfg["levels"] = tuple(cfg["levels"])
-    cfg["event_window"] = tuple(cfg["event_window"])
-    config = ModelConfig(**cfg)
+    config = ModelConfig.from_dict(dict(meta["config"]))
     if config.hash() != meta["config_hash"]:
         raise EstimationError(
             f"impact.bayes: stored configuration hash {meta['config_hash']} does not match the "

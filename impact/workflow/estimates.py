@@ -518,6 +518,12 @@ def _att_gt(data: pd.DataFrame, outcome: str, tool: str, covariates: list[str] |
         figures[f"event_study_{tool}_{outcome}"] = fig
 
 
+def treatment_tool(treatment: str) -> str:
+    """The tool of a ``<kind>_<tool>`` treatment column (``exposure_flexible_letting``,
+    ``in_force_municipal_referral``), or ``""`` when it names none."""
+    return next((t for t in TOOLS if treatment.endswith(f"_{t}")), "")
+
+
 def bayes_inputs(panel: pd.DataFrame, config: StudyConfig
                  ) -> tuple[pd.DataFrame, dict[str, object], list[dict[str, object]]]:
     """The data and the :func:`impact.bayes.hierarchical` options of ``[bayes]``.
@@ -549,10 +555,10 @@ def bayes_inputs(panel: pd.DataFrame, config: StudyConfig
     options: dict[str, object] = {}
     if b.untreated == "primary":
         spec = primary_options(data, config.did.primary, config.study.tools)
-        tool = b.treatment.split("_", 1)[1] if "_" in b.treatment else ""
-        kind = b.treatment.removesuffix(f"_{tool}")
+        tool = treatment_tool(b.treatment)
+        kind = b.treatment.removesuffix(f"_{tool}") if tool else ""
         controls = [f"{kind}_{t}" for t in config.study.tools
-                    if t != tool and f"{kind}_{t}" in data]
+                    if tool and t != tool and f"{kind}_{t}" in data]
         options.update(time_by=spec["strata"], covariates=spec["covariates"], controls=controls)
         treatments += controls
     for col in treatments:

@@ -833,7 +833,8 @@ def _steps(*, simulated: bool, config: StudyConfig) -> list[Step]:
     if config.bayes:
         steps.append(Step("bayes", "Bayesian hierarchical model (PyMC): exposure effects by "
                           f"{config.bayes_model.effect_by}", _bayes, after=("panel",),
-                          registers=True, config=("run.seed", "bayes", "did.primary", "study.tools")))
+                          registers=True,
+                          config=("run.seed", "bayes", "did.primary", "study.tools")))
     if config.followup.enabled:
         steps.append(Step("followup", "Follow-up study design (power on the panel's design)",
                           _followup, after=("panel", "did"),  # did: the subgroup effects

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from impact import panel, simulate
 from impact.simulate.truth import effect_column
 from impact.workflow.config import StudyConfig, load
-from impact.workflow.estimates import bayes_inputs
+from impact.workflow.estimates import bayes_inputs, treatment_tool
 
 
 def _design(data: pd.DataFrame, options: dict, treatment: str, effect_by: str
@@ -149,7 +149,7 @@ def replicate(seed: int, config: StudyConfig, *, placebo: bool = False,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bayes.hierarchical(data, b.outcome, b.treatment, seed=seed, **options)
-    tool = b.treatment.split("_", 1)[1]
+    tool = treatment_tool(b.treatment)
     if placebo:
         tau = np.zeros(len(data))
     else:
