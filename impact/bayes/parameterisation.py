@@ -12,11 +12,12 @@ not identified (a placebo world).
 The rule, per level (here the ``effect_by`` level), needs no sampling:
 
 1. the group effects are estimated by least squares in the two-way fixed-effects model
-   ``y[i, t] = a[i] + b[t] + sum_g effect[g] * d[i, t] * 1[g(i) = g]`` (the outcome on the
-   model's scale: standardised, or the empirical log-odds for the binomial), with their
-   standard errors ``se[g]``;
-2. the between-group SD is the moment estimate
-   ``s = sqrt(max(0, var(effect_hat) - mean(se**2)))``;
+   ``y[i, t] = a[i] + b[t] + sum_g effect[g] * d[i, t] * 1[g(i) = g]`` plus the model's untreated
+   terms (stratum x year effects, covariate x year slopes, controls), the outcome on the model's
+   scale (standardised, or the empirical log-odds for the binomial), with standard errors
+   ``se[g]``: the larger of the homoskedastic and the unit-clustered one;
+2. the between-group variance ``s**2`` is the DerSimonian-Laird estimate from ``effect_hat`` and
+   ``se`` (:func:`between_variance`);
 3. each group's *data weight* is ``s**2 / (s**2 + se[g]**2)`` (1 - the normal-normal shrinkage
    factor: the share of the posterior precision that comes from the data); groups without
    treatment variation get 0;
@@ -53,7 +54,7 @@ class LevelChoice:
     source
         ``"data"`` (the rule of this module) or ``"user"`` (set explicitly).
     between_sd
-        Moment estimate of the between-group SD (model scale).
+        DerSimonian-Laird estimate of the between-group SD (model scale).
     median_se
         Median least-squares standard error of the identified groups (model scale).
     data_weight
@@ -102,8 +103,49 @@ def two_way_demean(design: Design, columns: np.ndarray) -> np.ndarray:
     return x
 
 
+def _untreated_columns(design: Design) -> np.ndarray | None:
+    """The model's untreated terms beyond unit and year effects, as columns (or ``None``).
+
+    Stratum x year dummies (``time_by``), covariate x year slopes (``covariates``) and the
+    controls: the same mean structure as the model's linear predictor, so that the group effects
+    below are estimated net of it (Frisch-Waugh-Lovell).
+    """
+    n = design.n_obs
+    rows = np.arange(n)
+    n_t = len(design.times)
+    blocks: list[np.ndarray] = []
+    if design.stratum_idx is not None:
+        n_s = len(design.strata)
+        x = np.zeros((n, n_s * n_t))
+        x[rows, design.stratum_idx * n_t + design.time_idx] = 1.0
+        blocks.append(x)
+    if design.covariate_x is not None:
+        for k in range(design.covariate_x.shape[1]):
+            x = np.zeros((n, n_t))
+            x[rows, design.time_idx] = design.covariate_x[:, k]
+            blocks.append(x)
+    if design.control_x is not None:
+        blocks.append(np.asarray(design.control_x, dtype=float))
+    return np.column_stack(blocks) if blocks else None
+
+
+def _residualise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
+    """``z`` minus its least-squares projection on the columns of ``w``, and ``w``'s rank."""
+    q, r = np.linalg.qr(w)
+    diag = np.abs(np.diag(r))
+    keep = diag > 1e-9 * max(float(diag.max(initial=0.0)), 1.0)
+    q = q[:, keep]
+    return z - q @ (q.T @ z), int(keep.sum())
+
+
 def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares effects and standard errors by ``effect_by`` group (two-way FE model).
+    """Least-squares effects and standard errors by ``effect_by`` group.
+
+    The model is the two-way fixed-effects model plus the design's untreated terms
+    (:func:`_untreated_columns`). The standard error of each group is the larger of the
+    homoskedastic one and the one clustered by unit (CR1): the iid error model overstates how
+    well the effects are identified when the errors are serially correlated, as department
+    shares are.
 
     Returns
     -------
@@ -113,8 +155,16 @@ def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
     n_g = len(design.effect_groups)
     x = np.zeros((design.n_obs, n_g))
     x[np.arange(design.n_obs), design.effect_idx] = design.d
-    z = two_way_demean(design, np.column_stack([_model_scale_outcome(design), x]))
-    y, x = z[:, 0], z[:, 1:]
+    extra = _untreated_columns(design)
+    stacked = [_model_scale_outcome(design)[:, None], x]
+    if extra is not None:
+        stacked.append(extra)
+    z = two_way_demean(design, np.column_stack(stacked))
+    n_extra = 0
+    if extra is not None:
+        z_main, n_extra = _residualise(z[:, : 1 + n_g], z[:, 1 + n_g:])
+        z = z_main
+    y, x = z[:, 0], z[:, 1 : 1 + n_g]
     scale = np.sqrt((x**2).sum(axis=0))
     ok = scale > 1e-8 * max(1.0, float(np.sqrt((design.d**2).sum())))
     est = np.full(n_g, np.nan)
@@ -122,14 +172,39 @@ def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
     if not ok.any():
         return est, se
     xo = x[:, ok]
-    xtx = xo.T @ xo
-    beta = np.linalg.solve(xtx, xo.T @ y)
+    xtx_inv = np.linalg.inv(xo.T @ xo)
+    beta = xtx_inv @ (xo.T @ y)
     resid = y - xo @ beta
-    dof = design.n_obs - len(design.units) - len(design.times) + 1 - int(ok.sum())
+    n_units = len(design.units)
+    dof = design.n_obs - n_units - len(design.times) + 1 - n_extra - int(ok.sum())
     sigma2 = float(resid @ resid) / max(dof, 1)
+    se_iid = np.sqrt(sigma2 * np.diag(xtx_inv))
+    scores = np.zeros((n_units, xo.shape[1]))
+    np.add.at(scores, design.unit_idx, xo * resid[:, None])
+    correction = n_units / max(n_units - 1, 1)
+    meat = scores.T @ scores * correction
+    se_cluster = np.sqrt(np.maximum(np.diag(xtx_inv @ meat @ xtx_inv), 0.0))
     est[ok] = beta
-    se[ok] = np.sqrt(sigma2 * np.diag(np.linalg.inv(xtx)))
+    se[ok] = np.maximum(se_iid, se_cluster)
     return est, se
+
+
+def between_variance(est: np.ndarray, se: np.ndarray) -> float:
+    """DerSimonian-Laird between-group variance of ``est`` with sampling SEs ``se``.
+
+    ``tau2 = max(0, (Q - (k - 1)) / (S1 - S2 / S1))`` with inverse-variance weights
+    ``w = 1 / se**2``, ``S1 = sum(w)``, ``S2 = sum(w**2)`` and Cochran's
+    ``Q = sum(w * (est - weighted mean)**2)`` (DerSimonian & Laird 1986). Unlike the unweighted
+    moment estimate, a few imprecise groups do not inflate it.
+    """
+    w = 1.0 / se**2
+    s1, s2 = float(w.sum()), float((w**2).sum())
+    mean = float((w * est).sum()) / s1
+    q = float((w * (est - mean) ** 2).sum())
+    denom = s1 - s2 / s1
+    if denom <= 0:
+        return 0.0
+    return max(0.0, (q - (len(est) - 1)) / denom)
 
 
 def choose_effects(design: Design) -> LevelChoice:
@@ -139,7 +214,7 @@ def choose_effects(design: Design) -> LevelChoice:
     n_ok = int(ok.sum())
     if n_ok < 2:
         return LevelChoice("effect", False, "data", n_identified=n_ok)
-    s2 = max(0.0, float(np.var(est[ok], ddof=1) - np.mean(se[ok] ** 2)))
+    s2 = between_variance(est[ok], se[ok])
     weight = np.zeros(len(se))
     if s2 > 0:
         weight[ok] = s2 / (s2 + se[ok] ** 2)
