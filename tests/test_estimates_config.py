@@ -136,8 +136,9 @@ def test_bayes_takes_the_primary_untreated_model_and_its_error_options_from_the_
 
     two = {"study": {"tools": ["flexible_letting", "municipal_referral"]}}
     panel = world.panel()
-    data, opts, problems = quiet(bayes_inputs, panel, cfg(**two, bayes={"untreated": "primary"}))
+    data, opts, problems = quiet(bayes_inputs, panel, cfg(**two))  # the defaults
     assert opts["time_by"] == ["market_type", "supported_department"]
+    assert opts["effect_mean_by"] == "market_type"
     assert opts["covariates"] == [f"baseline_{m}" for m in config.OUTCOMES]
     assert opts["controls"] == ["exposure_municipal_referral"]
     assert opts["errors"] == "iid" and opts["weights"] is None
@@ -151,12 +152,16 @@ def test_bayes_takes_the_primary_untreated_model_and_its_error_options_from_the_
     over = int((panel.loc[kept, "exposure_municipal_referral"] > 1).sum())
     assert (over > 0) == any("exposure_municipal_referral above 1" in m
                              for m in reported.values())
-    c = cfg(**two, bayes={"errors": "ar1", "weighted": True})  # untreated = "twfe" by default
+    c = cfg(**two, bayes={"untreated": "twfe", "errors": "ar1", "weighted": True,
+                          "effect_mean_by": ""})
     _, opts, _ = quiet(bayes_inputs, panel, c)
-    assert "time_by" not in opts and "controls" not in opts
+    assert "time_by" not in opts and "controls" not in opts and opts["effect_mean_by"] is None
     assert opts["errors"] == "ar1" and opts["weights"] == "n_labour_force_18_64"
     with pytest.raises(config.ConfigError, match=r"\[bayes\]\.errors"):
         cfg(bayes={"errors": "ar2"})
+    # market effects have no market mean to pool towards: the key is ignored there
+    _, opts, _ = quiet(bayes_inputs, panel, cfg(**two, bayes={"effect_by": "market_type"}))
+    assert opts["effect_mean_by"] is None
 
 
 def test_a_treatment_column_names_its_tool() -> None:

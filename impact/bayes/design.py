@@ -53,6 +53,11 @@ class ModelConfig:
         "municipality_id")``).
     effect_by
         Column whose groups get their own, partially pooled treatment effect.
+    effect_mean_by
+        Optional column constant within the ``effect_by`` groups (e.g. ``"market_type"`` for
+        municipality effects): the groups' effects are partially pooled towards a mean per
+        category of it instead of one common mean (effects that differ systematically by
+        housing market are not shrunk across markets). Partial pooling only.
     effect_by_extra
         Optional second grouping (e.g. housing-market type) adding an additive, partially pooled
         deviation to the treatment effect.
@@ -107,6 +112,7 @@ class ModelConfig:
     levels: tuple[str, ...] = ("plan_id", "municipality_id")
     effect_by: str = "municipality_id"
     effect_by_extra: str | None = None
+    effect_mean_by: str | None = None
     likelihood: str = "normal"
     trials: str | None = None
     pooling: str = "partial"
@@ -182,6 +188,9 @@ class Design:
     controls: list[str] = field(default_factory=list)
     #: counts behind each outcome (``weights``), relative to their mean
     rel_weight: np.ndarray | None = None
+    #: ``effect_mean_by``: the category of each effect group, and the categories
+    effect_mean_idx: np.ndarray | None = None
+    effect_mean_groups: list[str] = field(default_factory=list)
 
     @property
     def n_obs(self) -> int:
@@ -263,6 +272,13 @@ def validate_config(config: ModelConfig) -> None:
             raise EstimationError(
                 f"impact.bayes: {key} must be a list of distinct column names, got {cols!r}"
             )
+    if config.effect_mean_by is not None and (
+        config.pooling != "partial" or config.effect_mean_by == config.effect_by
+    ):
+        raise EstimationError(
+            "impact.bayes: effect_mean_by needs pooling='partial' and a column other than "
+            f"effect_by ({config.effect_by!r})"
+        )
     if config.treatment in config.controls:
         raise EstimationError("impact.bayes: the treatment cannot also be a control")
 
@@ -281,7 +297,8 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
     if not isinstance(data, pd.DataFrame):
         raise EstimationError("impact.bayes: data must be a pandas DataFrame")
     used = [config.outcome, config.treatment, config.unit, config.time, config.effect_by]
-    used += [c for c in (config.trials, config.effect_by_extra, config.weights) if c is not None]
+    used += [c for c in (config.trials, config.effect_by_extra, config.effect_mean_by,
+                         config.weights) if c is not None]
     used += [*config.time_by, *config.covariates, *config.controls]
     optional = [config.event_time] if config.event_time is not None else []
     _require_columns(data, list(dict.fromkeys(used + list(config.levels) + optional)))
@@ -376,6 +393,8 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
         extra_idx, extra_groups = _codes(data[config.effect_by_extra])
 
     events = _event_indices(data, config, d)
+    if config.effect_mean_by is not None:
+        events.update(_effect_means(data, config, effect_idx))
     events.update(_untreated_terms(data, config))
     cols = list(dict.fromkeys(used + list(config.levels) + optional))
     data_hash = hashlib.sha256(
@@ -410,6 +429,24 @@ def _numeric(data: pd.DataFrame, cols: tuple[str, ...], what: str) -> np.ndarray
     if bad:
         raise EstimationError(f"impact.bayes: {what} {bad} must be numeric and finite")
     return x
+
+
+def _effect_means(data: pd.DataFrame, config: ModelConfig,
+                  effect_idx: np.ndarray) -> dict[str, object]:
+    """The ``effect_mean_by`` category of each ``effect_by`` group (constant within groups)."""
+    col = config.effect_mean_by
+    n_cat = data.groupby(config.effect_by, observed=True)[col].nunique(dropna=False)
+    varying = n_cat[n_cat > 1]
+    if len(varying):
+        raise EstimationError(
+            f"impact.bayes: effect_mean_by {col!r} varies within {len(varying)} "
+            f"{config.effect_by!r} group(s), e.g. {varying.index[0]!r}; it must be constant "
+            "within the effect groups"
+        )
+    codes, cats = _codes(data[col])
+    of_group = np.zeros(int(effect_idx.max()) + 1, dtype=np.int64)
+    of_group[effect_idx] = codes
+    return {"effect_mean_idx": of_group, "effect_mean_groups": cats}
 
 
 def _untreated_terms(data: pd.DataFrame, config: ModelConfig) -> dict[str, object]:

@@ -36,6 +36,7 @@ from impact.errors import EstimationError
 #: scale, ``sigma_plan_id`` mixes slowest (bulk ESS 430-740 with 4 x 1000 draws).
 GATE_VARIABLES = (
     "effect_pooled",
+    "effect_mean",
     "effect",
     "sigma_effect",
     "effect_extra",
@@ -358,6 +359,7 @@ def hierarchical(
     levels: Sequence[str] = ("plan_id", "municipality_id"),
     effect_by: str = "municipality_id",
     effect_by_extra: str | None = None,
+    effect_mean_by: str | None = None,
     likelihood: str = "normal",
     trials: str | None = None,
     draws: int = 1000,
@@ -412,6 +414,11 @@ def hierarchical(
         Groups with their own, partially pooled effect (rows of ``.effects``).
     effect_by_extra
         Optional second grouping (e.g. housing-market type) with additive deviations.
+    effect_mean_by
+        Optional column constant within the ``effect_by`` groups (e.g. ``"market_type"``): the
+        group effects are pooled towards a mean per category (``result.idata`` variable
+        ``effect_mean``); the pooled row averages these over the categories' shares of the
+        groups with treatment.
     likelihood
         ``"normal"`` / ``"student_t"`` (outcome scale) or ``"binomial"`` (with ``trials``).
     trials
@@ -481,6 +488,7 @@ def hierarchical(
         levels=tuple(levels),
         effect_by=effect_by,
         effect_by_extra=effect_by_extra,
+        effect_mean_by=effect_mean_by,
         likelihood=likelihood,
         trials=trials,
         pooling=pooling,

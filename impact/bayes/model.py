@@ -44,6 +44,22 @@ def _hier(name: str, mean, sigma, dims: str, centred: bool):
     return pm.Deterministic(name, mean + sigma * z, dims=dims)
 
 
+def _mean_shares(design: Design) -> np.ndarray:
+    """Share of each ``effect_mean_by`` category among the effect groups with treatment.
+
+    Groups without a treated department-year are left out (their effects are the prior's);
+    if no group has one, all groups count.
+    """
+    assert design.effect_mean_idx is not None
+    treated = np.zeros(len(design.effect_groups), dtype=bool)
+    treated[design.effect_idx[design.d > 0]] = True
+    if not treated.any():
+        treated[:] = True
+    counts = np.bincount(design.effect_mean_idx[treated],
+                         minlength=len(design.effect_mean_groups)).astype(float)
+    return counts / counts.sum()
+
+
 @dataclass(frozen=True)
 class DenseLayout:
     """The department x year layout of the linear predictor.
@@ -107,6 +123,11 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
       ``effect_mu + sigma_effect * z[g]``) — an effect of 1 sd of the outcome (or 1 on the
       log-odds scale) is large, so these are wide; ``pooling="complete"`` uses ``effect_mu``
       for every group, ``pooling="none"`` independent ``Normal(0, 1)`` effects;
+    - with ``effect_mean_by``: ``effect_mu_by[k] ~ Normal(0, 1)`` per category and
+      ``effect_lin[g] ~ Normal(effect_mu_by[k(g)], sigma_effect)``; ``effect_mu`` is then the
+      average of ``effect_mu_by`` over the categories' shares of the groups with treatment
+      (:func:`_mean_shares`), and ``effect_mean`` (dims ``effect_mean_group``) is on the outcome
+      scale;
     - with ``event_time``: see :func:`_event_terms`;
     - extra grouping: ``sigma_effect_extra ~ HalfNormal(0.5)``, additive deviations;
     - normal: ``sigma ~ HalfNormal(1)``; Student-t: also ``nu ~ Gamma(2, 0.1)``.
@@ -155,6 +176,8 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
         coords[f"level_{name}"] = groups
     if design.extra_groups is not None:
         coords["extra_group"] = design.extra_groups
+    if design.effect_mean_idx is not None:
+        coords["effect_mean_group"] = design.effect_mean_groups
     ci = config.centred_intercepts
 
     with pm.Model(coords=coords) as model:
@@ -187,7 +210,18 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
             time_effect = pm.Deterministic("time_effect", sigma_time * time_z, dims="time")
 
         n_g = len(design.effect_groups)
-        if config.pooling == "partial":
+        if config.pooling == "partial" and design.effect_mean_idx is not None:
+            # a mean per category; the pooled effect is their average over the categories'
+            # shares of the groups with treated department-years
+            mu_by = pm.Normal("effect_mu_by", 0.0, p["effect_sd"], dims="effect_mean_group")
+            sigma_effect = pm.HalfNormal("sigma_effect", p["sigma_effect"])
+            effect_lin = _hier(
+                "effect_lin", mu_by[design.effect_mean_idx], sigma_effect, "effect_group",
+                config.centred_effects,
+            )
+            effect_mu = pm.Deterministic("effect_mu", pm.math.dot(_mean_shares(design), mu_by))
+            pm.Deterministic("effect_mean", mu_by * design.y_scale, dims="effect_mean_group")
+        elif config.pooling == "partial":
             effect_mu = pm.Normal("effect_mu", 0.0, p["effect_sd"])
             sigma_effect = pm.HalfNormal("sigma_effect", p["sigma_effect"])
             effect_lin = _hier(

@@ -17,7 +17,7 @@ The rule, per level (here the ``effect_by`` level), needs no sampling:
    scale (standardised, or the empirical log-odds for the binomial), with standard errors
    ``se[g]``: the larger of the homoskedastic and the unit-clustered one;
 2. the between-group variance ``s**2`` is the DerSimonian-Laird estimate from ``effect_hat`` and
-   ``se`` (:func:`between_variance`);
+   ``se`` (:func:`between_variance`; around a mean per ``effect_mean_by`` category if set);
 3. each group's *data weight* is ``s**2 / (s**2 + se[g]**2)`` (1 - the normal-normal shrinkage
    factor: the share of the posterior precision that comes from the data); groups without
    treatment variation get 0;
@@ -138,7 +138,8 @@ def _residualise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
     return z - q @ (q.T @ z), int(keep.sum())
 
 
-def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
+def group_effect_estimates(design: Design, cluster_of_unit: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares effects and standard errors by ``effect_by`` group.
 
     The model is the two-way fixed-effects model plus the design's untreated terms
@@ -179,9 +180,11 @@ def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
     dof = design.n_obs - n_units - len(design.times) + 1 - n_extra - int(ok.sum())
     sigma2 = float(resid @ resid) / max(dof, 1)
     se_iid = np.sqrt(sigma2 * np.diag(xtx_inv))
-    scores = np.zeros((n_units, xo.shape[1]))
-    np.add.at(scores, design.unit_idx, xo * resid[:, None])
-    correction = n_units / max(n_units - 1, 1)
+    cluster = design.unit_idx if cluster_of_unit is None else cluster_of_unit[design.unit_idx]
+    n_clusters = int(cluster.max()) + 1
+    scores = np.zeros((n_clusters, xo.shape[1]))
+    np.add.at(scores, cluster, xo * resid[:, None])
+    correction = n_clusters / max(n_clusters - 1, 1)
     meat = scores.T @ scores * correction
     se_cluster = np.sqrt(np.maximum(np.diag(xtx_inv @ meat @ xtx_inv), 0.0))
     est[ok] = beta
@@ -189,22 +192,30 @@ def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
     return est, se
 
 
-def between_variance(est: np.ndarray, se: np.ndarray) -> float:
+def between_variance(est: np.ndarray, se: np.ndarray, category: np.ndarray | None = None
+                     ) -> float:
     """DerSimonian-Laird between-group variance of ``est`` with sampling SEs ``se``.
 
-    ``tau2 = max(0, (Q - (k - 1)) / (S1 - S2 / S1))`` with inverse-variance weights
-    ``w = 1 / se**2``, ``S1 = sum(w)``, ``S2 = sum(w**2)`` and Cochran's
-    ``Q = sum(w * (est - weighted mean)**2)`` (DerSimonian & Laird 1986). Unlike the unweighted
-    moment estimate, a few imprecise groups do not inflate it.
+    ``tau2 = max(0, (Q - (k - p)) / (S1 - sum_c S2_c / S1_c))`` with inverse-variance weights
+    ``w = 1 / se**2``, ``S1 = sum(w)``, ``S2 = sum(w**2)`` (``_c``: within category ``c``), and
+    Cochran's ``Q = sum(w * (est - weighted mean of its category)**2)`` over ``k`` groups in
+    ``p`` categories (DerSimonian & Laird 1986; with categories, the method-of-moments
+    estimator of a meta-regression on category dummies). Unlike the unweighted moment
+    estimate, a few imprecise groups do not inflate it.
     """
+    cat = np.zeros(len(est), dtype=np.int64) if category is None else np.asarray(category)
     w = 1.0 / se**2
-    s1, s2 = float(w.sum()), float((w**2).sum())
-    mean = float((w * est).sum()) / s1
-    q = float((w * (est - mean) ** 2).sum())
-    denom = s1 - s2 / s1
+    q, denom, n_cat = 0.0, float(w.sum()), 0
+    for c in np.unique(cat):
+        in_c = cat == c
+        s1 = float(w[in_c].sum())
+        mean = float((w[in_c] * est[in_c]).sum()) / s1
+        q += float((w[in_c] * (est[in_c] - mean) ** 2).sum())
+        denom -= float((w[in_c] ** 2).sum()) / s1
+        n_cat += 1
     if denom <= 0:
         return 0.0
-    return max(0.0, (q - (len(est) - 1)) / denom)
+    return max(0.0, (q - (len(est) - n_cat)) / denom)
 
 
 def choose_effects(design: Design) -> LevelChoice:
@@ -214,7 +225,8 @@ def choose_effects(design: Design) -> LevelChoice:
     n_ok = int(ok.sum())
     if n_ok < 2:
         return LevelChoice("effect", False, "data", n_identified=n_ok)
-    s2 = between_variance(est[ok], se[ok])
+    category = None if design.effect_mean_idx is None else design.effect_mean_idx[ok]
+    s2 = between_variance(est[ok], se[ok], category)
     weight = np.zeros(len(se))
     if s2 > 0:
         weight[ok] = s2 / (s2 + se[ok] ** 2)

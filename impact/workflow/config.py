@@ -200,7 +200,10 @@ class BayesConfig:
     effect_by: str = _opt("municipality_id", "groups with their own, partially pooled effect "
                           "(reported pooled and per group)",
                           allowed=("municipality_id", "market_type"))
-    untreated: str = _opt("twfe", "untreated model: \"primary\" (the primary DiD's strata "
+    effect_mean_by: str = _opt("market_type", "the effect_by groups are pooled towards a mean "
+                               "per category of this column (empty = one common mean; ignored "
+                               "when it is effect_by itself)", allowed=("market_type", ""))
+    untreated: str = _opt("primary", "untreated model: \"primary\" (the primary DiD's strata "
                           "year effects, baseline year slopes, the other tools' exposures as "
                           "controls) or \"twfe\" (department and year effects only)",
                           allowed=("primary", "twfe"))

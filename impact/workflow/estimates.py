@@ -577,5 +577,7 @@ def bayes_inputs(panel: pd.DataFrame, config: StudyConfig
                    chains=b.chains, threshold=b.threshold, target_accept=b.target_accept,
                    sampler=b.sampler, persons=persons_of(data, b.outcome),
                    effect_by=b.effect_by, errors=b.errors if b.likelihood == "normal" else "iid",
+                   effect_mean_by=b.effect_mean_by if b.effect_mean_by not in ("", b.effect_by)
+                   else None,
                    weights=weights)
     return data, options, problems
