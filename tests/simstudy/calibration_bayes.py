@@ -194,9 +194,12 @@ def main() -> None:
     ap.add_argument("--worlds", default="factual,placebo")
     ap.add_argument("--draws", type=int, default=None, help="default: [bayes].draws")
     ap.add_argument("--tune", type=int, default=None, help="default: [bayes].tune")
+    ap.add_argument("--max-attempts", type=int, default=None,
+                    help="fits per replication while the gate fails (default: the model's)")
     ap.add_argument("--out", default=None, help="CSV of every group of every replication")
     args = ap.parse_args()
-    sampling = {k: v for k, v in (("draws", args.draws), ("tune", args.tune)) if v is not None}
+    sampling = {k: v for k, v in (("draws", args.draws), ("tune", args.tune),
+                                  ("max_attempts", args.max_attempts)) if v is not None}
     config = load(Path(args.config)) if args.config else StudyConfig()
     rows = []
     for seed in range(*args.seeds):
