@@ -81,13 +81,23 @@ def test_the_pooled_effect_averages_the_category_means_over_treated_groups() -> 
     np.testing.assert_allclose(v["effect_pooled"], v["effect_mu"] * design.y_scale, atol=1e-12)
 
 
+def test_complete_pooling_gives_each_group_its_category_effect() -> None:
+    config = ModelConfig("y", "d", effect_mean_by="market", pooling="complete")
+    design = prepare(_panel(), config)
+    model = build_model(design, config)
+    v = _values(model, _point(model, np.random.default_rng(2)))
+    np.testing.assert_allclose(v["effect_lin"], v["effect_mu_by"][[0, 1, 0, 1]], atol=1e-12)
+    assert v["effect_mu"] == pytest.approx((2 * v["effect_mu_by"][0] + v["effect_mu_by"][1]) / 3)
+    # no pooling: independent effects, the key has no mean to pool towards
+    none = ModelConfig("y", "d", effect_mean_by="market", pooling="none")
+    assert "effect_mu_by" not in build_model(prepare(_panel(), none), none).named_vars
+
+
 def test_effect_mean_by_errors() -> None:
     data = _panel()
     bad = data.assign(market=np.where(data["department_id"] == "d0", "b", data["market"]))
     with pytest.raises(EstimationError, match="varies within 1 'municipality_id' group"):
         prepare(bad, ModelConfig("y", "d", effect_mean_by="market"))
-    with pytest.raises(EstimationError, match="pooling='partial'"):
-        prepare(data, ModelConfig("y", "d", effect_mean_by="market", pooling="complete"))
     with pytest.raises(EstimationError, match="other than effect_by"):
         prepare(data, ModelConfig("y", "d", effect_mean_by="municipality_id"))
     with pytest.raises(EstimationError, match=r"\[.region.\] not in the data"):

@@ -57,7 +57,8 @@ class ModelConfig:
         Optional column constant within the ``effect_by`` groups (e.g. ``"market_type"`` for
         municipality effects): the groups' effects are partially pooled towards a mean per
         category of it instead of one common mean (effects that differ systematically by
-        housing market are not shrunk across markets). Partial pooling only.
+        housing market are not shrunk across markets). With ``pooling="complete"``: one effect
+        per category; ``pooling="none"`` ignores it.
     effect_by_extra
         Optional second grouping (e.g. housing-market type) adding an additive, partially pooled
         deviation to the treatment effect.
@@ -272,12 +273,10 @@ def validate_config(config: ModelConfig) -> None:
             raise EstimationError(
                 f"impact.bayes: {key} must be a list of distinct column names, got {cols!r}"
             )
-    if config.effect_mean_by is not None and (
-        config.pooling != "partial" or config.effect_mean_by == config.effect_by
-    ):
+    if config.effect_mean_by is not None and config.effect_mean_by == config.effect_by:
         raise EstimationError(
-            "impact.bayes: effect_mean_by needs pooling='partial' and a column other than "
-            f"effect_by ({config.effect_by!r})"
+            f"impact.bayes: effect_mean_by must be a column other than effect_by "
+            f"({config.effect_by!r})"
         )
     if config.treatment in config.controls:
         raise EstimationError("impact.bayes: the treatment cannot also be a control")

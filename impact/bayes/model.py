@@ -127,7 +127,7 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
       ``effect_lin[g] ~ Normal(effect_mu_by[k(g)], sigma_effect)``; ``effect_mu`` is then the
       average of ``effect_mu_by`` over the categories' shares of the groups with treatment
       (:func:`_mean_shares`), and ``effect_mean`` (dims ``effect_mean_group``) is on the outcome
-      scale;
+      scale; ``pooling="complete"`` then gives every group its category's effect;
     - with ``event_time``: see :func:`_event_terms`;
     - extra grouping: ``sigma_effect_extra ~ HalfNormal(0.5)``, additive deviations;
     - normal: ``sigma ~ HalfNormal(1)``; Student-t: also ``nu ~ Gamma(2, 0.1)``.
@@ -227,6 +227,12 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
             effect_lin = _hier(
                 "effect_lin", effect_mu, sigma_effect, "effect_group", config.centred_effects
             )
+        elif config.pooling == "complete" and design.effect_mean_idx is not None:
+            mu_by = pm.Normal("effect_mu_by", 0.0, p["effect_sd"], dims="effect_mean_group")
+            effect_lin = pm.Deterministic("effect_lin", mu_by[design.effect_mean_idx],
+                                          dims="effect_group")
+            effect_mu = pm.Deterministic("effect_mu", pm.math.dot(_mean_shares(design), mu_by))
+            pm.Deterministic("effect_mean", mu_by * design.y_scale, dims="effect_mean_group")
         elif config.pooling == "complete":
             effect_mu = pm.Normal("effect_mu", 0.0, p["effect_sd"])
             effect_lin = pm.Deterministic(
