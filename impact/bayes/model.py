@@ -210,34 +210,24 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
             time_effect = pm.Deterministic("time_effect", sigma_time * time_z, dims="time")
 
         n_g = len(design.effect_groups)
-        if config.pooling == "partial" and design.effect_mean_idx is not None:
+        if config.pooling != "none" and design.effect_mean_idx is not None:
             # a mean per category; the pooled effect is their average over the categories'
             # shares of the groups with treated department-years
             mu_by = pm.Normal("effect_mu_by", 0.0, p["effect_sd"], dims="effect_mean_group")
-            sigma_effect = pm.HalfNormal("sigma_effect", p["sigma_effect"])
-            effect_lin = _hier(
-                "effect_lin", mu_by[design.effect_mean_idx], sigma_effect, "effect_group",
-                config.centred_effects,
-            )
             effect_mu = pm.Deterministic("effect_mu", pm.math.dot(_mean_shares(design), mu_by))
             pm.Deterministic("effect_mean", mu_by * design.y_scale, dims="effect_mean_group")
-        elif config.pooling == "partial":
+            group_mean = mu_by[design.effect_mean_idx]
+        elif config.pooling != "none":
             effect_mu = pm.Normal("effect_mu", 0.0, p["effect_sd"])
+            group_mean = effect_mu * np.ones(n_g)
+        if config.pooling == "partial":
             sigma_effect = pm.HalfNormal("sigma_effect", p["sigma_effect"])
+            mean = effect_mu if design.effect_mean_idx is None else group_mean
             effect_lin = _hier(
-                "effect_lin", effect_mu, sigma_effect, "effect_group", config.centred_effects
+                "effect_lin", mean, sigma_effect, "effect_group", config.centred_effects
             )
-        elif config.pooling == "complete" and design.effect_mean_idx is not None:
-            mu_by = pm.Normal("effect_mu_by", 0.0, p["effect_sd"], dims="effect_mean_group")
-            effect_lin = pm.Deterministic("effect_lin", mu_by[design.effect_mean_idx],
-                                          dims="effect_group")
-            effect_mu = pm.Deterministic("effect_mu", pm.math.dot(_mean_shares(design), mu_by))
-            pm.Deterministic("effect_mean", mu_by * design.y_scale, dims="effect_mean_group")
         elif config.pooling == "complete":
-            effect_mu = pm.Normal("effect_mu", 0.0, p["effect_sd"])
-            effect_lin = pm.Deterministic(
-                "effect_lin", effect_mu * np.ones(n_g), dims="effect_group"
-            )
+            effect_lin = pm.Deterministic("effect_lin", group_mean, dims="effect_group")
         else:
             effect_lin = pm.Normal("effect_lin", 0.0, p["effect_sd"], dims="effect_group")
             effect_mu = pm.Deterministic("effect_mu", effect_lin.mean())

@@ -138,8 +138,7 @@ def _residualise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
     return z - q @ (q.T @ z), int(keep.sum())
 
 
-def group_effect_estimates(design: Design, cluster_of_unit: np.ndarray | None = None
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares effects and standard errors by ``effect_by`` group.
 
     The model is the two-way fixed-effects model plus the design's untreated terms
@@ -163,8 +162,7 @@ def group_effect_estimates(design: Design, cluster_of_unit: np.ndarray | None = 
     z = two_way_demean(design, np.column_stack(stacked))
     n_extra = 0
     if extra is not None:
-        z_main, n_extra = _residualise(z[:, : 1 + n_g], z[:, 1 + n_g:])
-        z = z_main
+        z, n_extra = _residualise(z[:, : 1 + n_g], z[:, 1 + n_g:])
     y, x = z[:, 0], z[:, 1 : 1 + n_g]
     scale = np.sqrt((x**2).sum(axis=0))
     ok = scale > 1e-8 * max(1.0, float(np.sqrt((design.d**2).sum())))
@@ -180,12 +178,9 @@ def group_effect_estimates(design: Design, cluster_of_unit: np.ndarray | None = 
     dof = design.n_obs - n_units - len(design.times) + 1 - n_extra - int(ok.sum())
     sigma2 = float(resid @ resid) / max(dof, 1)
     se_iid = np.sqrt(sigma2 * np.diag(xtx_inv))
-    cluster = design.unit_idx if cluster_of_unit is None else cluster_of_unit[design.unit_idx]
-    n_clusters = int(cluster.max()) + 1
-    scores = np.zeros((n_clusters, xo.shape[1]))
-    np.add.at(scores, cluster, xo * resid[:, None])
-    correction = n_clusters / max(n_clusters - 1, 1)
-    meat = scores.T @ scores * correction
+    scores = np.zeros((n_units, xo.shape[1]))
+    np.add.at(scores, design.unit_idx, xo * resid[:, None])
+    meat = scores.T @ scores * (n_units / max(n_units - 1, 1))
     se_cluster = np.sqrt(np.maximum(np.diag(xtx_inv @ meat @ xtx_inv), 0.0))
     est[ok] = beta
     se[ok] = np.maximum(se_iid, se_cluster)

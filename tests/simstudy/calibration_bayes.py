@@ -186,6 +186,32 @@ def coverage(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def matched(rows: pd.DataFrame) -> pd.Series:
+    """The factual world against its placebo, seed by seed (same counterfactual persons).
+
+    ``pooled_corr`` / ``pooled_shift`` / ``pooled_shift_sd``: correlation of the pooled errors
+    of the two worlds and the mean and SD of their difference; ``slope`` / ``intercept``: the
+    municipality estimates' move from the placebo to the factual fit regressed on their truth
+    (1 and 0 when adding the effect moves each estimate by its truth); ``sd_error_factual`` /
+    ``sd_error_placebo``: SD of the municipality errors.
+    """
+    err = rows.assign(err=rows["mean"] - rows["truth"])
+    pooled = err[err["group"] == "pooled"].pivot(index="seed", columns="placebo", values="err")
+    pooled = pooled.dropna()
+    groups = err[err["group"] != "pooled"].pivot_table(index=["seed", "group"], columns="placebo",
+                                                        values=["mean", "truth", "err"]).dropna()
+    moved = groups[("mean", False)] - groups[("mean", True)]
+    slope, intercept = np.polyfit(groups[("truth", False)], moved, 1)
+    diff = pooled[False] - pooled[True]
+    return pd.Series({
+        "seeds": len(pooled), "pooled_corr": pooled[False].corr(pooled[True]),
+        "pooled_shift": diff.mean(), "pooled_shift_sd": diff.std(),
+        "slope": slope, "intercept": intercept,
+        "sd_error_factual": groups[("err", False)].std(),
+        "sd_error_placebo": groups[("err", True)].std(),
+    })
+
+
 def main() -> None:
     """Run the study over a seed range and print the coverage table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -197,7 +223,14 @@ def main() -> None:
     ap.add_argument("--max-attempts", type=int, default=None,
                     help="fits per replication while the gate fails (default: the model's)")
     ap.add_argument("--out", default=None, help="CSV of every group of every replication")
+    ap.add_argument("--summarise", default=None, metavar="CSV",
+                    help="print the tables of an earlier run's CSV instead of fitting")
     args = ap.parse_args()
+    if args.summarise:
+        done = pd.read_csv(args.summarise, dtype={"group": str})
+        print(coverage(done).to_string())
+        print(matched(done).round(4).to_string())
+        return
     sampling = {k: v for k, v in (("draws", args.draws), ("tune", args.tune),
                                   ("max_attempts", args.max_attempts)) if v is not None}
     config = load(Path(args.config)) if args.config else StudyConfig()
@@ -213,7 +246,10 @@ def main() -> None:
                   f"{r['wall_seconds'].iloc[0]:.0f} s", flush=True)
             if args.out:
                 pd.concat(rows, ignore_index=True).to_csv(args.out, index=False)
-    print(coverage(pd.concat(rows, ignore_index=True)).to_string())
+    done = pd.concat(rows, ignore_index=True)
+    print(coverage(done).to_string())
+    if done["placebo"].nunique() == 2:
+        print(matched(done).round(4).to_string())
 
 
 if __name__ == "__main__":
