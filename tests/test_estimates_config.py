@@ -141,7 +141,7 @@ def test_bayes_takes_the_primary_untreated_model_and_its_error_options_from_the_
     assert opts["effect_mean_by"] == "market_type"
     assert opts["covariates"] == [f"baseline_{m}" for m in config.OUTCOMES]
     assert opts["controls"] == ["exposure_municipal_referral"]
-    assert opts["errors"] == "iid" and opts["weights"] is None
+    assert opts["errors"] == "iid" and opts["weights"] is None and opts["unit_effects"] is False
     # every row left out and every capped value is a problem row
     kept = panel["n_labour_force_18_64"] > 0
     assert len(data) == int(kept.sum())
@@ -153,8 +153,9 @@ def test_bayes_takes_the_primary_untreated_model_and_its_error_options_from_the_
     assert (over > 0) == any("exposure_municipal_referral above 1" in m
                              for m in reported.values())
     c = cfg(**two, bayes={"untreated": "twfe", "errors": "ar1", "weighted": True,
-                          "effect_mean_by": ""})
+                          "effect_mean_by": "", "unit_effects": True})
     _, opts, _ = quiet(bayes_inputs, panel, c)
+    assert opts["unit_effects"] is True
     assert "time_by" not in opts and "controls" not in opts and opts["effect_mean_by"] is None
     assert opts["errors"] == "ar1" and opts["weights"] == "n_labour_force_18_64"
     with pytest.raises(config.ConfigError, match=r"\[bayes\]\.errors"):

@@ -59,6 +59,12 @@ class ModelConfig:
         category of it instead of one common mean (effects that differ systematically by
         housing market are not shrunk across markets). With ``pooling="complete"``: one effect
         per category; ``pooling="none"`` ignores it.
+    unit_effects
+        Partial pooling only: each treated unit's effect deviates from its group's,
+        ``tau[i] = effect_lin[g(i)] + sigma_unit_effect * z[i]`` (departments of one
+        municipality need not respond alike; without this the deviations sit in the errors,
+        which the model takes for independent noise). The group effect is then the mean of its
+        departments' effects.
     effect_by_extra
         Optional second grouping (e.g. housing-market type) adding an additive, partially pooled
         deviation to the treatment effect.
@@ -114,6 +120,7 @@ class ModelConfig:
     effect_by: str = "municipality_id"
     effect_by_extra: str | None = None
     effect_mean_by: str | None = None
+    unit_effects: bool = False
     likelihood: str = "normal"
     trials: str | None = None
     pooling: str = "partial"

@@ -39,6 +39,7 @@ GATE_VARIABLES = (
     "effect_mean",
     "effect",
     "sigma_effect",
+    "sigma_unit_effect",
     "effect_extra",
     "sigma_effect_extra",
     "time_effect",
@@ -360,6 +361,7 @@ def hierarchical(
     effect_by: str = "municipality_id",
     effect_by_extra: str | None = None,
     effect_mean_by: str | None = None,
+    unit_effects: bool = False,
     likelihood: str = "normal",
     trials: str | None = None,
     draws: int = 1000,
@@ -419,6 +421,9 @@ def hierarchical(
         group effects are pooled towards a mean per category (``result.idata`` variable
         ``effect_mean``); the pooled row averages these over the categories' shares of the
         groups with treatment.
+    unit_effects
+        Each treated unit's effect deviates from its group's (partial pooling; see
+        :class:`~impact.bayes.design.ModelConfig`): the group effect is the mean of its units'.
     likelihood
         ``"normal"`` / ``"student_t"`` (outcome scale) or ``"binomial"`` (with ``trials``).
     trials
@@ -489,6 +494,7 @@ def hierarchical(
         effect_by=effect_by,
         effect_by_extra=effect_by_extra,
         effect_mean_by=effect_mean_by,
+        unit_effects=unit_effects,
         likelihood=likelihood,
         trials=trials,
         pooling=pooling,

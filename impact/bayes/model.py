@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from impact.bayes.design import Design, ModelConfig, prepare, validate_config
+from impact.bayes.parameterisation import unit_effect_weights
 
 __all__ = [
     "PRIORS",
@@ -42,6 +43,17 @@ def _hier(name: str, mean, sigma, dims: str, centred: bool):
         return pm.Normal(name, mu=mean, sigma=sigma, dims=dims)
     z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=dims)
     return pm.Deterministic(name, mean + sigma * z, dims=dims)
+
+
+def _treated_units(design: Design) -> np.ndarray:
+    """Positions (in ``design.units``) of the units with a treated observation, sorted."""
+    return np.unique(design.unit_idx[design.d > 0])
+
+
+def _treated_groups(design: Design) -> np.ndarray:
+    """Positions of the effect groups with a treated observation (all if none has one)."""
+    treated = np.unique(design.effect_idx[design.d > 0])
+    return treated if len(treated) else np.arange(len(design.effect_groups))
 
 
 def _mean_shares(design: Design) -> np.ndarray:
@@ -130,6 +142,14 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
       scale; ``pooling="complete"`` then gives every group its category's effect;
     - with ``event_time``: see :func:`_event_terms`;
     - extra grouping: ``sigma_effect_extra ~ HalfNormal(0.5)``, additive deviations;
+    - with ``unit_effects``: ``sigma_unit_effect ~ HalfNormal(0.5)`` and, for each unit with a
+      treated observation (coordinate ``treated_unit``), ``unit_effect_z ~ Normal(0, 1)``; the
+      unit's effect is ``effect_lin[g] + sigma_unit_effect * unit_effect_z`` (non-centred: a
+      department has only its treated years). ``effect_lin[g]`` is then the mean effect of a
+      department of group ``g``; ``effect`` is that of the group's own departments, weighted as
+      least squares weights them (:func:`impact.bayes.parameterisation.unit_effect_weights`:
+      the effect the two-way model would report for the group), and ``effect_pooled`` the mean
+      of ``effect`` over the groups with treatment;
     - normal: ``sigma ~ HalfNormal(1)``; Student-t: also ``nu ~ Gamma(2, 0.1)``.
 
     Deterministics ``effect_pooled`` and ``effect`` (dims ``effect_group``) are on the outcome
@@ -162,6 +182,7 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
     pymc.Model
     """
     import pymc as pm
+    import pytensor.tensor as pt
 
     p = PRIORS
     layout = dense_layout(design)
@@ -178,6 +199,10 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
         coords["extra_group"] = design.extra_groups
     if design.effect_mean_idx is not None:
         coords["effect_mean_group"] = design.effect_mean_groups
+    unit_dev = config.unit_effects and config.pooling == "partial"
+    if unit_dev:
+        treated_units = _treated_units(design)
+        coords["treated_unit"] = [design.units[i] for i in treated_units]
     ci = config.centred_intercepts
 
     with pm.Model(coords=coords) as model:
@@ -232,13 +257,22 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
             effect_lin = pm.Normal("effect_lin", 0.0, p["effect_sd"], dims="effect_group")
             effect_mu = pm.Deterministic("effect_mu", effect_lin.mean())
         tau = effect_lin[layout.unit_effect]  # per unit
+        group_effect = effect_lin
+        if unit_dev:
+            sigma_u = pm.HalfNormal("sigma_unit_effect", p["sigma_effect"])
+            z_u = pm.Normal("unit_effect_z", 0.0, 1.0, dims="treated_unit")
+            tau = pt.inc_subtensor(tau[treated_units], sigma_u * z_u)
+            # each group's effect over its own units, weighted as least squares weights them
+            weights = unit_effect_weights(design)[:, treated_units]
+            group_effect = effect_lin + pt.dot(weights, sigma_u * z_u)
+            effect_mu = group_effect[_treated_groups(design)].mean()
         if design.extra_idx is not None and config.pooling == "partial":
             sigma_x = pm.HalfNormal("sigma_effect_extra", p["sigma_effect"])
             z_x = pm.Normal("effect_extra_z", 0.0, 1.0, dims="extra_group")
             pm.Deterministic("effect_extra", sigma_x * z_x * design.y_scale, dims="extra_group")
             tau = tau + sigma_x * z_x[layout.unit_extra]
         pm.Deterministic("effect_pooled", effect_mu * design.y_scale)
-        pm.Deterministic("effect", effect_lin * design.y_scale, dims="effect_group")
+        pm.Deterministic("effect", group_effect * design.y_scale, dims="effect_group")
 
         extra = None
         if design.lead_idx is not None and design.lag_idx is not None:

@@ -138,6 +138,58 @@ def _residualise(z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, int]:
     return z - q @ (q.T @ z), int(keep.sum())
 
 
+def _residualised(design: Design, y: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``y`` and the group-effect columns net of the untreated terms (Frisch-Waugh-Lovell).
+
+    Returns the residualised ``y`` and ``(n_obs, n_groups)`` columns ``d * 1[g(i) = g]``, which
+    groups have treatment variation left, and the rank of the untreated columns beyond the unit
+    and year effects.
+    """
+    n_g = len(design.effect_groups)
+    x = np.zeros((design.n_obs, n_g))
+    x[np.arange(design.n_obs), design.effect_idx] = design.d
+    extra = _untreated_columns(design)
+    stacked = [y[:, None], x]
+    if extra is not None:
+        stacked.append(extra)
+    z = two_way_demean(design, np.column_stack(stacked))
+    n_extra = 0
+    if extra is not None:
+        z, n_extra = _residualise(z[:, : 1 + n_g], z[:, 1 + n_g:])
+    x = z[:, 1 : 1 + n_g]
+    scale = np.sqrt((x**2).sum(axis=0))
+    ok = scale > 1e-8 * max(1.0, float(np.sqrt((design.d**2).sum())))
+    return z[:, 0], x, ok, n_extra
+
+
+def unit_effect_weights(design: Design) -> np.ndarray:
+    """How least squares weights each unit's own effect in each group's effect.
+
+    With an effect ``tau[i]`` per unit, the least-squares coefficients of the group columns
+    (net of the untreated terms, as in :func:`group_effect_estimates`) are ``W @ tau`` with
+    ``W = (X'X)^-1 X' D``: ``X`` the residualised group columns, ``D`` the unit columns
+    ``d * 1[unit = i]``. Each row sums to 1 over its own group's units and to 0 over every
+    other group's (the unit columns of a group add up to its group column); rows of groups
+    without treatment variation are 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_groups, n_units)``.
+    """
+    n_g = len(design.effect_groups)
+    _, x, ok, _ = _residualised(design, np.zeros(design.n_obs))
+    out = np.zeros((n_g, len(design.units)))
+    if not ok.any():
+        return out
+    xo = x[:, ok]
+    xtd = np.zeros((len(design.units), xo.shape[1]))
+    np.add.at(xtd, design.unit_idx, xo * design.d[:, None])
+    out[ok] = np.linalg.solve(xo.T @ xo, xtd.T)
+    return out
+
+
 def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares effects and standard errors by ``effect_by`` group.
 
@@ -153,19 +205,7 @@ def group_effect_estimates(design: Design) -> tuple[np.ndarray, np.ndarray]:
         Model scale; ``nan`` / ``inf`` for groups without treatment variation.
     """
     n_g = len(design.effect_groups)
-    x = np.zeros((design.n_obs, n_g))
-    x[np.arange(design.n_obs), design.effect_idx] = design.d
-    extra = _untreated_columns(design)
-    stacked = [_model_scale_outcome(design)[:, None], x]
-    if extra is not None:
-        stacked.append(extra)
-    z = two_way_demean(design, np.column_stack(stacked))
-    n_extra = 0
-    if extra is not None:
-        z, n_extra = _residualise(z[:, : 1 + n_g], z[:, 1 + n_g:])
-    y, x = z[:, 0], z[:, 1 : 1 + n_g]
-    scale = np.sqrt((x**2).sum(axis=0))
-    ok = scale > 1e-8 * max(1.0, float(np.sqrt((design.d**2).sum())))
+    y, x, ok, n_extra = _residualised(design, _model_scale_outcome(design))
     est = np.full(n_g, np.nan)
     se = np.full(n_g, np.inf)
     if not ok.any():

@@ -203,6 +203,8 @@ class BayesConfig:
     effect_mean_by: str = _opt("market_type", "the effect_by groups are pooled towards a mean "
                                "per category of this column (empty = one common mean; ignored "
                                "when it is effect_by itself)", allowed=("market_type", ""))
+    unit_effects: bool = _opt(False, "each treated department's effect deviates from its "
+                              "group's (the group effect is the mean of its departments')")
     untreated: str = _opt("primary", "untreated model: \"primary\" (the primary DiD's strata "
                           "year effects, baseline year slopes, the other tools' exposures as "
                           "controls) or \"twfe\" (department and year effects only)",

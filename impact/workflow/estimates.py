@@ -579,5 +579,5 @@ def bayes_inputs(panel: pd.DataFrame, config: StudyConfig
                    effect_by=b.effect_by, errors=b.errors if b.likelihood == "normal" else "iid",
                    effect_mean_by=b.effect_mean_by if b.effect_mean_by not in ("", b.effect_by)
                    else None,
-                   weights=weights)
+                   unit_effects=b.unit_effects, weights=weights)
     return data, options, problems

@@ -178,10 +178,12 @@ def replicate(seed: int, config: StudyConfig, *, placebo: bool = False,
 def coverage(rows: pd.DataFrame) -> pd.DataFrame:
     """Coverage of the pooled and the municipality intervals, by world, with MC errors."""
     kind = np.where(rows["group"] == "pooled", "pooled", "municipality")
-    out = (rows.assign(kind=kind, z=(rows["mean"] - rows["truth"]))
+    out = (rows.assign(kind=kind, z=(rows["mean"] - rows["truth"]),
+                       width=rows["upper_90"] - rows["lower_90"])
            .groupby(["placebo", "kind"])
            .agg(n=("covered", "size"), seeds=("seed", "nunique"), coverage=("covered", "mean"),
-                mean_error=("z", "mean"), converged=("converged", "mean")))
+                mean_error=("z", "mean"), sd_error=("z", "std"), mean_width=("width", "mean"),
+                converged=("converged", "mean")))
     out["mc_se"] = np.sqrt(0.9 * 0.1 / out["n"])
     return out
 
