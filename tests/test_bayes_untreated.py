@@ -83,10 +83,14 @@ def test_ar1_log_likelihood_is_the_multivariate_normal_density(weights: str | No
     assert loglik == pytest.approx(expected, rel=1e-10, abs=1e-9)
 
 
-def test_untreated_terms_enter_the_linear_predictor_as_defined() -> None:
+@pytest.mark.parametrize("covariates", [("base",), ("base", "n")],
+                         ids=["constant-within-units", "time-varying"])
+def test_untreated_terms_enter_the_linear_predictor_as_defined(covariates: tuple) -> None:
+    # a covariate constant within departments (the baselines) takes a unit x covariate product,
+    # a time-varying one (n) the unit x year grid: the same linear predictor
     data = _panel()
     config = ModelConfig("y", "d", levels=("plan_id", "municipality_id"), time_by=("market",),
-                         covariates=("base",), controls=("other",), centred_effects=True)
+                         covariates=covariates, controls=("other",), centred_effects=True)
     design = prepare(data, config)
     model = build_model(design, config, fused_binomial=False)
     point = _point(model, np.random.default_rng(1))
@@ -99,17 +103,20 @@ def test_untreated_terms_enter_the_linear_predictor_as_defined() -> None:
     eta = (v["a_unit"][unit] + v["time_effect"][time]
            + v["effect_lin"][design.effect_idx[order]] * design.d[order]
            + v["time_by_effect"][stratum, time]
-           + design.covariate_x[order, 0] * v["slope"][0, time]
+           + (design.covariate_x[order] * v["slope"][:, time].T).sum(axis=1)
            + v["control_lin"][0] * data["other"].to_numpy()[order])
     expected = -0.5 * np.sum(((y - eta) / v["sigma"]) ** 2) - len(y) * (
         np.log(v["sigma"]) + 0.5 * np.log(2 * np.pi))
     assert v["loglik"] == pytest.approx(expected, rel=1e-10)
     fused = build_model(design, config, fused_binomial=True)
     assert _values(fused, point)["loglik"] == pytest.approx(expected, rel=1e-10)
-    # the covariate's basis: the covariate net of its stratum means, scaled to unit variance
-    net = base - pd.Series(base).groupby(stratum).transform("mean").to_numpy()
-    np.testing.assert_allclose(np.abs(design.covariate_x[order, 0]), np.abs(net) / net.std(),
-                               atol=1e-12)
+    if covariates == ("base",):
+        # the covariate's basis: the covariate net of its stratum means, scaled to unit variance
+        net = base - pd.Series(base).groupby(stratum).transform("mean").to_numpy()
+        np.testing.assert_allclose(np.abs(design.covariate_x[order, 0]), np.abs(net) / net.std(),
+                                   atol=1e-12)
+    else:
+        assert design.covariate_x.shape[1] == 2
     # zero-sum constraints: the stratum-year effects on both axes, the slopes over years
     assert np.allclose(v["time_by_effect"].sum(axis=0), 0) and np.allclose(
         v["time_by_effect"].sum(axis=1), 0)

@@ -277,7 +277,7 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
         extra = None
         if design.lead_idx is not None and design.lag_idx is not None:
             extra = _event_terms(design, p, layout.order)
-        untreated = _untreated_terms(design, p, layout.order)
+        untreated = _untreated_terms(design, p, layout)
         if untreated is not None:
             extra = untreated if extra is None else extra + untreated
         if config.errors == "ar1" or design.rel_weight is not None:
@@ -429,7 +429,7 @@ def _event_terms(design: Design, p: dict[str, float], order: np.ndarray):  # pyt
     return lead_term + lag_term
 
 
-def _untreated_terms(design: Design, p: dict[str, float], order: np.ndarray):
+def _untreated_terms(design: Design, p: dict[str, float], layout: DenseLayout):
     """Year effects by stratum, year slopes of covariates and control effects (obs order).
 
     - ``time_by_effect ~ ZeroSumNormal(0.5)`` over (stratum, year), zero-sum on both axes
@@ -444,26 +444,49 @@ def _untreated_terms(design: Design, p: dict[str, float], order: np.ndarray):
     over them would only add a funnel. Returns ``None`` when the design has none of them.
     """
     import pymc as pm
+    import pytensor.tensor as pt
 
     model = pm.modelcontext(None)
-    time = design.time_idx[order]
+    n_cell = (len(design.units), len(design.times))
+
+    def on_grid(values: np.ndarray) -> np.ndarray:
+        """Rows of the data (``(n_obs, k)``) on the unit x year grid, 0 where unobserved."""
+        grid = np.zeros((*n_cell, values.shape[1]))
+        grid[design.unit_idx, design.time_idx] = values
+        return grid
+
+    # each term on the unit x year grid (broadcasts and small products: measured on the default
+    # world, the covariate slopes gathered by observation cost 5x the rest of the gradient)
     terms = []
     if design.stratum_idx is not None:
         model.add_coords({"stratum": design.strata})
         dev = pm.ZeroSumNormal("time_by_effect", sigma=p["sigma_time"], dims=("stratum", "time"),
                                n_zerosum_axes=2)
-        terms.append(dev[design.stratum_idx[order], time])
+        # strata are constant within units
+        unit_stratum = np.zeros(n_cell[0], dtype=np.int64)
+        unit_stratum[design.unit_idx] = design.stratum_idx
+        terms.append(pt.dot(np.eye(len(design.strata))[unit_stratum], dev))
     if design.covariate_x is not None:
         model.add_coords({"covariate": design.covariates})
         slope = pm.ZeroSumNormal("slope", sigma=p["sigma_time"], dims=("covariate", "time"))
-        x = design.covariate_x[order]
-        terms.append((x * slope[:, time].T).sum(axis=1))
+        x = design.covariate_x
+        x_unit = np.zeros((n_cell[0], x.shape[1]))
+        x_unit[design.unit_idx] = x
+        if np.array_equal(x_unit[design.unit_idx], x):  # baselines: constant within units
+            terms.append(pt.dot(x_unit, slope))
+        else:
+            terms.append((on_grid(x) * slope.T[None, :, :]).sum(axis=2))
+    total = None
+    if terms:
+        flat = sum(terms[1:], terms[0]).ravel()
+        total = flat if layout.cell is None else flat[layout.cell]
     if design.control_x is not None:
         model.add_coords({"control": design.controls})
         lin = pm.Normal("control_lin", 0.0, p["effect_sd"], dims="control")
         pm.Deterministic("control_effect", lin * design.y_scale, dims="control")
-        terms.append(design.control_x[order] @ lin)
-    return sum(terms[1:], terms[0]) if terms else None
+        control = pt.dot(np.asarray(design.control_x, dtype=float)[layout.order], lin)
+        total = control if total is None else total + control
+    return total
 
 
 def _previous(design: Design, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
