@@ -455,8 +455,8 @@ def _untreated_terms(design: Design, p: dict[str, float], layout: DenseLayout):
         grid[design.unit_idx, design.time_idx] = values
         return grid
 
-    # each term on the unit x year grid (broadcasts and small products: measured on the default
-    # world, the covariate slopes gathered by observation cost 5x the rest of the gradient)
+    # each term on the unit x year grid: small products and broadcasts, whose gradients are
+    # cheaper than the scatter-adds of gathers by observation (benchmarks/RESULTS.md)
     terms = []
     if design.stratum_idx is not None:
         model.add_coords({"stratum": design.strata})
