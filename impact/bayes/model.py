@@ -63,11 +63,7 @@ def _mean_shares(design: Design) -> np.ndarray:
     if no group has one, all groups count.
     """
     assert design.effect_mean_idx is not None
-    treated = np.zeros(len(design.effect_groups), dtype=bool)
-    treated[design.effect_idx[design.d > 0]] = True
-    if not treated.any():
-        treated[:] = True
-    counts = np.bincount(design.effect_mean_idx[treated],
+    counts = np.bincount(design.effect_mean_idx[_treated_groups(design)],
                          minlength=len(design.effect_mean_groups)).astype(float)
     return counts / counts.sum()
 
@@ -265,6 +261,7 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
             # each group's effect over its own units, weighted as least squares weights them
             weights = unit_effect_weights(design)[:, treated_units]
             group_effect = effect_lin + pt.dot(weights, sigma_u * z_u)
+            # the pooled effect: over the treated groups' own departments too
             effect_mu = group_effect[_treated_groups(design)].mean()
         if design.extra_idx is not None and config.pooling == "partial":
             sigma_x = pm.HalfNormal("sigma_effect_extra", p["sigma_effect"])

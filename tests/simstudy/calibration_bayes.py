@@ -214,6 +214,15 @@ def matched(rows: pd.DataFrame) -> pd.Series:
     })
 
 
+def common_fits(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Each run's rows restricted to the (seed, placebo) fits every run has."""
+    keys = [pd.MultiIndex.from_frame(r[["seed", "placebo"]]) for r in runs]
+    common = keys[0].unique()
+    for k in keys[1:]:
+        common = common.intersection(k.unique())
+    return [r[k.isin(common)] for r, k in zip(runs, keys, strict=True)]
+
+
 def main() -> None:
     """Run the study over a seed range and print the coverage table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -225,13 +234,17 @@ def main() -> None:
     ap.add_argument("--max-attempts", type=int, default=None,
                     help="fits per replication while the gate fails (default: the model's)")
     ap.add_argument("--out", default=None, help="CSV of every group of every replication")
-    ap.add_argument("--summarise", default=None, metavar="CSV",
-                    help="print the tables of an earlier run's CSV instead of fitting")
+    ap.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
+                    help="print the tables of earlier runs' CSVs instead of fitting; with several, "
+                         "each on the (seed, world) fits all of them have")
     args = ap.parse_args()
     if args.summarise:
-        done = pd.read_csv(args.summarise, dtype={"group": str})
-        print(coverage(done).to_string())
-        print(matched(done).round(4).to_string())
+        runs = [pd.read_csv(f, dtype={"group": str}) for f in args.summarise]
+        for name, done in zip(args.summarise, common_fits(runs), strict=True):
+            print(name)
+            print(coverage(done).to_string())
+            if done["placebo"].nunique() == 2:
+                print(matched(done).round(4).to_string())
         return
     sampling = {k: v for k, v in (("draws", args.draws), ("tune", args.tune),
                                   ("max_attempts", args.max_attempts)) if v is not None}
