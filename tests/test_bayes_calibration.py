@@ -6,8 +6,11 @@ them (:func:`impact.workflow.estimates.bayes_inputs` with the package's ``[bayes
 with 4 chains x 500 draws after 500 tuning steps (the pipeline draws 1,000: the same model and
 estimand, a larger Monte Carlo error here). The truth of each municipality's effect and of the
 pooled effect is defined in ``tests/simstudy/calibration_bayes.py`` (the GLS projection of the
-tool-specific true effect onto the model's mean structure), which also runs the 40-seed study
-whose results are in ``benchmarks/simstudy/``.
+true effect of every tool onto the model's mean structure: the value the model's posterior
+concentrates on; ``truth_tool``, the projection of the tool's own effect, differs from it by
+contamination from the other tool), which also runs the 40-seed study whose results are in
+``benchmarks/simstudy/``. On seed 0 the factual municipality intervals cover 35 of 40 truths
+(0.875; 0.825 against ``truth_tool``).
 
 Tolerances: a seed's ~40 municipality intervals at a nominal 90% have a binomial SD of
 ``sqrt(0.9 * 0.1 / 40) = 0.047`` in their coverage, so a coverage below 0.75 (3 SD under 0.90)

@@ -1,17 +1,20 @@
 """Slow: the study's primary specification on its own default world and on that world's placebo.
 
-50 seeds of the default (report-scale) world, as ``impact run`` simulates it (selected adoption,
+24 seeds of the default (report-scale) world, as ``impact run`` simulates it (selected adoption,
 both tools mostly together); see ``tests/simstudy/default_world.py``. For every tool x outcome:
 
 - placebo world (no effect anywhere, the real adoption): the 95% interval covers 0;
 - factual world: it covers the truth of its own estimand (the tool-specific effect over the
   department-years behind the estimate).
 
-Tolerances (derived, not tuned): with 50 replications the Monte Carlo SE of a mean z-score is
-1/sqrt(50) = 0.141, so |mean bias| < 3.5 x 0.141 = 0.49 SE per cell (false alarm 5e-4 per cell,
+Tolerances (derived, not tuned): with 24 replications the Monte Carlo SE of a mean z-score is
+1/sqrt(24) = 0.204, so |mean bias| < 3.5 x 0.204 = 0.71 SE per cell (false alarm 5e-4 per cell,
 under 1% over the 16 cells); a cell's coverage must not fall below the 0.05% quantile of
-Binomial(50, 0.95); pooled over the 16 cells (800 intervals, correlated within a seed) coverage
-within 0.95 +- 3 x sqrt(0.95 x 0.05 / 800) = [0.927, 0.973]. The naive contrast (att_gt without
+Binomial(24, 0.95); pooled over the 16 cells (384 intervals, correlated within a seed) coverage
+within 0.95 +- 3 x sqrt(0.95 x 0.05 / 384) = [0.917, 0.983]. 24 seeds, not 50, keep CI within
+its time (about 7.5 min on 2 cores here, against 24 min for 50 beside the rest of the slow suite);
+the 2-3x overstatement this test was written against is many times these tolerances, and the
+50-seed table stays reproducible with ``tests/simstudy/default_world.py --seeds 0 50``. The naive contrast (att_gt without
 conditioning, ignoring the other tool) must show the bias the primary specification removes: its
 placebo estimate of flexible letting on the employment share is positive by more than 1 SE on
 average (measured: see the issue note). The test is deterministic (fixed seeds).
@@ -25,7 +28,7 @@ from scipy import stats
 
 from tests.simstudy.default_world import run, summarise
 
-N_SEEDS = 50
+N_SEEDS = 24
 
 
 @pytest.fixture(scope="module")

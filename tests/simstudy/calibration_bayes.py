@@ -12,14 +12,22 @@ The truth of the model's estimand
 The model's effect of municipality ``m`` multiplies the exposure ``d`` in the mean structure
 ``eta = a_unit + year (+ stratum-year + covariate slopes + controls) + effect[m] * d``. Where the
 true effect is not exactly proportional to ``d``, what the model estimates is the projection of
-the true effects onto that mean structure: the generalised least-squares coefficients of the
-tool-specific true effect (``<outcome>_effect_<tool>``, factual minus the world without the
-tool) on the model's design, in the metric of the model's own error covariance (its AR(1)
-correlation and count weights at their posterior means; identity for iid unweighted errors).
-Adding the true effects to the outcome moves every such coefficient by exactly this amount, so
-it is the effect the model reports when it is right about everything but the shape of the
-effect. Municipalities without a treated department-year are not scored (their effect is the
-prior's); the pooled truth is the mean of the scored municipalities' truths.
+the true effects onto that mean structure (the pseudo-true value a Gaussian model's posterior
+concentrates on): the generalised least-squares coefficients of the true effect of *every* tool
+(``<outcome>_effect``, factual minus the world without any tool: the factual outcome is the
+placebo's plus exactly this) on the model's design, in the metric of the model's own error
+covariance (its AR(1) correlation and count weights at their posterior means; identity for iid
+unweighted errors). Adding the true effects to the outcome moves every such coefficient by
+exactly this amount, so it is the effect the model reports when it is right about everything
+but the shape of the effects (``truth``). Municipalities without a treated department-year are
+not scored (their effect is the prior's); the pooled truth is the mean of the scored
+municipalities' truths.
+
+The same projection of the tool's own effect (``<outcome>_effect_<tool>``, factual minus the
+world without that tool) is ``truth_tool``, the policy quantity. The two differ by the
+projection of the other tool's effect onto this tool's columns once its exposure is controlled
+for linearly: contamination bias (Goldsmith-Pinkham, Hull and Kolesar 2024), a property of the
+estimand, not of the intervals. ``coverage_tool`` reports the intervals against it.
 
 Usage (slow: about 30-60 s per fit on 2 cores)::
 
@@ -149,25 +157,15 @@ def replicate(seed: int, config: StudyConfig, *, placebo: bool = False,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = bayes.hierarchical(data, b.outcome, b.treatment, seed=seed, **options)
-    tool = treatment_tool(b.treatment)
-    if placebo:
-        tau = np.zeros(len(data))
-    else:
-        col = effect_column(b.outcome, tool)
-        tau = data[["department_id", "year"]].merge(
-            truth_table[["department_id", "year", col]], on=["department_id", "year"],
-            how="left", validate="1:1")[col].fillna(0.0).to_numpy()
     rho, scale = _error_model(fit, data)
-    per_group = projection_truth(data, options, b.treatment, b.effect_by, tau, rho=rho,
-                                 scale=scale)
-    truth = pd.concat([pd.Series({"pooled": per_group.mean()}), per_group])
     eff = fit.effects.set_index("group")
     sfx, unit = ("_pp", 100.0) if b.likelihood == "binomial" else ("", 1.0)
     out = pd.DataFrame({"mean": eff[f"mean{sfx}"] / unit,
                         "lower_90": eff[f"lower_90{sfx}"] / unit,
-                        "upper_90": eff[f"upper_90{sfx}"] / unit}).join(
-        truth.rename("truth"), how="inner")
-    out["covered"] = (out["lower_90"] <= out["truth"]) & (out["truth"] <= out["upper_90"])
+                        "upper_90": eff[f"upper_90{sfx}"] / unit})
+    truth = truths(data, options, config, truth_table, placebo=placebo, rho=rho, scale=scale)
+    out = out.join(truth, how="inner")
+    out = _score(out)
     out["seed"], out["placebo"], out["converged"] = seed, placebo, fit.converged
     out["attempts"] = int(fit.diagnostics["n_attempts"].iloc[0])
     out["rho"] = rho
@@ -175,15 +173,76 @@ def replicate(seed: int, config: StudyConfig, *, placebo: bool = False,
     return out.rename_axis("group").reset_index()
 
 
+def truths(data: pd.DataFrame, options: dict, config: StudyConfig, truth_table: pd.DataFrame,
+           *, placebo: bool, rho: float = 0.0, scale: np.ndarray | None = None
+           ) -> pd.DataFrame:
+    """``truth`` (every tool's effect) and ``truth_tool`` (the tool's own) per scored group.
+
+    Both are :func:`projection_truth`; the first row is the pooled truth (their mean).
+    """
+    b = config.bayes_model
+    out = {}
+    for name, tool in (("truth", None), ("truth_tool", treatment_tool(b.treatment))):
+        if placebo:
+            tau = np.zeros(len(data))
+        else:
+            col = effect_column(b.outcome, tool)
+            tau = data[["department_id", "year"]].merge(
+                truth_table[["department_id", "year", col]], on=["department_id", "year"],
+                how="left", validate="1:1")[col].fillna(0.0).to_numpy()
+        per_group = projection_truth(data, options, b.treatment, b.effect_by, tau, rho=rho,
+                                     scale=scale)
+        out[name] = pd.concat([pd.Series({"pooled": per_group.mean()}), per_group])
+    return pd.DataFrame(out)
+
+
+def _score(rows: pd.DataFrame) -> pd.DataFrame:
+    """``covered`` / ``covered_tool``: the 90% interval holds ``truth`` / ``truth_tool``."""
+    rows = rows.copy()
+    for sfx in ("", "_tool"):
+        t = rows[f"truth{sfx}"]
+        rows[f"covered{sfx}"] = (rows["lower_90"] <= t) & (t <= rows["upper_90"])
+    return rows
+
+
+def rescore(rows: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
+    """An earlier run's rows with ``truth`` / ``truth_tool`` recomputed (no refit).
+
+    For runs of unweighted models only (the error scale is then 1; ``rho`` is in the rows).
+    """
+    if config.bayes_model.weighted:
+        raise SystemExit("rescore: the weighted model's error scale is not in the rows")
+    done = []
+    for (seed, placebo), fit in rows.groupby(["seed", "placebo"], sort=False):
+        keep = fit.drop(columns=[c for c in fit.columns if c.startswith(("truth", "covered"))])
+        if placebo:  # every effect is 0: nothing to project
+            t = pd.DataFrame(0.0, index=fit["group"], columns=["truth", "truth_tool"])
+        else:
+            data, options, truth_table = world(int(seed), config)
+            t = truths(data, options, config, truth_table, placebo=False,
+                       rho=float(fit["rho"].iloc[0]))
+        done.append(_score(keep.set_index("group").join(t, how="inner"))
+                    .rename_axis("group").reset_index())
+        print(f"rescored seed {seed} placebo {placebo}", flush=True)
+    return pd.concat(done, ignore_index=True)
+
+
 def coverage(rows: pd.DataFrame) -> pd.DataFrame:
-    """Coverage of the pooled and the municipality intervals, by world, with MC errors."""
+    """Coverage of the pooled and the municipality intervals, by world, with MC errors.
+
+    Against ``truth``; ``coverage_tool`` / ``mean_error_tool`` against ``truth_tool`` (rows of
+    runs that have it).
+    """
     kind = np.where(rows["group"] == "pooled", "pooled", "municipality")
-    out = (rows.assign(kind=kind, z=(rows["mean"] - rows["truth"]),
-                       width=rows["upper_90"] - rows["lower_90"])
-           .groupby(["placebo", "kind"])
-           .agg(n=("covered", "size"), seeds=("seed", "nunique"), coverage=("covered", "mean"),
+    aggs = dict(n=("covered", "size"), seeds=("seed", "nunique"), coverage=("covered", "mean"),
                 mean_error=("z", "mean"), sd_error=("z", "std"), mean_width=("width", "mean"),
-                converged=("converged", "mean")))
+                converged=("converged", "mean"))
+    rows = rows.assign(kind=kind, z=(rows["mean"] - rows["truth"]),
+                       width=rows["upper_90"] - rows["lower_90"])
+    if "truth_tool" in rows:
+        rows = rows.assign(z_tool=rows["mean"] - rows["truth_tool"])
+        aggs |= dict(coverage_tool=("covered_tool", "mean"), mean_error_tool=("z_tool", "mean"))
+    out = rows.groupby(["placebo", "kind"]).agg(**aggs)
     out["mc_se"] = np.sqrt(0.9 * 0.1 / out["n"])
     return out
 
@@ -237,7 +296,16 @@ def main() -> None:
     ap.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
                     help="print the tables of earlier runs' CSVs instead of fitting; with several, "
                          "each on the (seed, world) fits all of them have")
+    ap.add_argument("--rescore", default=None, metavar="CSV",
+                    help="recompute truth / truth_tool of an earlier run's CSV (no refit; "
+                         "unweighted models) and write it to --out")
     args = ap.parse_args()
+    if args.rescore:
+        config = load(Path(args.config)) if args.config else StudyConfig()
+        done = rescore(pd.read_csv(args.rescore, dtype={"group": str}), config)
+        done.to_csv(args.out or args.rescore, index=False)
+        print(coverage(done).to_string())
+        return
     if args.summarise:
         runs = [pd.read_csv(f, dtype={"group": str}) for f in args.summarise]
         for name, done in zip(args.summarise, common_fits(runs), strict=True):
