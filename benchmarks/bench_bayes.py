@@ -54,7 +54,7 @@ _WORLDS: dict[int, tuple[pd.DataFrame, dict]] = {}
 
 
 def run_default_world(sampler: str, draws: int, tune: int, chains: int, cores: int,
-                      seed: int) -> dict[str, object]:
+                      seed: int, target_accept: float | None = None) -> dict[str, object]:
     """One fit of the model ``impact run`` fits on its default world (``--panel default``)."""
     if seed not in _WORLDS:
         _WORLDS[seed] = world(seed, StudyConfig())[:2]
@@ -64,6 +64,8 @@ def run_default_world(sampler: str, draws: int, tune: int, chains: int, cores: i
     data, options = _WORLDS[seed]
     options = {**options, "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
                "cores": cores, "max_attempts": 1}
+    if target_accept is not None:
+        options["target_accept"] = target_accept
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -152,6 +154,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--share-adopting", type=float, default=0.4)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--target-accept", type=float, default=None,
+                    help="--panel default: NUTS target acceptance (default: hierarchical's)")
     ap.add_argument("--panel", choices=("synthetic", "default"), default="synthetic",
                     help="default: the model impact run fits on its default world (seed "
                          "--seed; --params, --likelihood and the panel sizes do not apply)")
@@ -184,7 +188,7 @@ def main() -> None:
         for sampler, params in ((s, p) for s in order for p in args.params):
             if args.panel == "default":
                 row = run_default_world(sampler, args.draws, args.tune, args.chains, args.cores,
-                                        args.seed)
+                                        args.seed, args.target_accept)
             else:
                 row = run_one(
                     frame,
