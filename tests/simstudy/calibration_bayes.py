@@ -273,6 +273,38 @@ def matched(rows: pd.DataFrame) -> pd.Series:
     })
 
 
+def by_truth(rows: pd.DataFrame, n_bins: int = 5) -> pd.DataFrame:
+    """Municipality intervals by where their truth lies among the seed's, per world.
+
+    Bins: quintiles of the truth minus its seed mean (0 = smallest). Per bin: ``n``, coverage, the
+    mean and SD of ``z = (mean - truth) / posterior SD`` (the SD from the 90% interval's width;
+    1 and 0 for calibrated normal intervals); the last rows (``bin = "all"``) add the slope of the
+    truth regressed on the estimate within seeds (1 where posterior means shrink as much as the
+    truths warrant) and of the estimate on the truth (the reliability where they do).
+    """
+    out = []
+    for placebo, g in rows[rows["group"] != "pooled"].groupby("placebo"):
+        g = g.assign(sd=(g["upper_90"] - g["lower_90"]) / (2 * 1.6448536269514722))
+        g = g.assign(z=(g["mean"] - g["truth"]) / g["sd"],
+                     truth_d=g["truth"] - g.groupby("seed")["truth"].transform("mean"),
+                     mean_d=g["mean"] - g.groupby("seed")["mean"].transform("mean"))
+        ranks = g.groupby("seed")["truth_d"].rank(method="first", pct=True)
+        g = g.assign(bin=np.minimum((ranks * n_bins).astype(int) - (ranks * n_bins % 1 == 0),
+                                    n_bins - 1).astype(str))
+        spread = g["truth_d"].var() > 0  # not in a placebo world: every truth is 0, no bins
+        parts = [g.groupby("bin").agg(n=("z", "size"), coverage=("covered", "mean"),
+                                      mean_z=("z", "mean"), sd_z=("z", "std"))] if spread else []
+        parts.append(pd.DataFrame({
+            "n": [len(g)], "coverage": [g["covered"].mean()], "mean_z": [g["z"].mean()],
+            "sd_z": [g["z"].std()],
+            "slope_truth_on_mean": [np.polyfit(g["mean_d"], g["truth_d"], 1)[0]
+                                    if spread else np.nan],
+            "slope_mean_on_truth": [np.polyfit(g["truth_d"], g["mean_d"], 1)[0]
+                                    if spread else np.nan]}, index=pd.Index(["all"], name="bin")))
+        out.append(pd.concat(parts).assign(placebo=placebo))
+    return pd.concat(out).reset_index().set_index(["placebo", "bin"])
+
+
 def common_fits(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """Each run's rows restricted to the (seed, placebo) fits every run has."""
     keys = [pd.MultiIndex.from_frame(r[["seed", "placebo"]]) for r in runs]
@@ -313,6 +345,7 @@ def main() -> None:
             print(coverage(done).to_string())
             if done["placebo"].nunique() == 2:
                 print(matched(done).round(4).to_string())
+            print(by_truth(done).round(4).to_string())
         return
     sampling = {k: v for k, v in (("draws", args.draws), ("tune", args.tune),
                                   ("max_attempts", args.max_attempts)) if v is not None}
