@@ -14,9 +14,9 @@ The model's effect of municipality ``m`` multiplies the exposure ``d`` in the me
 true effect is not exactly proportional to ``d``, what the model estimates is the projection of
 the true effects onto that mean structure (the pseudo-true value of a Gaussian model with flat
 nuisance terms; the model's priors on them make it a different estimator, see
-``benchmarks/RESULTS.md``, 2026-12-03): the generalised least-squares coefficients of the true effect of *every* tool
-(``<outcome>_effect``, factual minus the world without any tool: the factual outcome is the
-placebo's plus exactly this) on the model's design, in the metric of the model's own error
+``benchmarks/RESULTS.md``, 2026-12-03): the generalised least-squares coefficients of the true
+effect of *every* tool (``<outcome>_effect``, factual minus the world without any tool: the
+factual outcome is the placebo's plus exactly this) on the model's design, in the metric of the model's own error
 covariance (its AR(1) correlation and count weights at their posterior means; identity for iid
 unweighted errors). Adding the true effects to the outcome moves every such coefficient by
 exactly this amount, so it is the effect the model reports when it is right about everything
