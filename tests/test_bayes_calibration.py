@@ -6,9 +6,10 @@ them (:func:`impact.workflow.estimates.bayes_inputs` with the package's ``[bayes
 with 4 chains x 500 draws after 500 tuning steps (the pipeline draws 1,000: the same model and
 estimand, a larger Monte Carlo error here). The truth of each municipality's effect and of the
 pooled effect is defined in ``tests/simstudy/calibration_bayes.py`` (the GLS projection of the
-true effect of every tool onto the model's mean structure: the value the model's posterior
-concentrates on; ``truth_tool``, the projection of the tool's own effect, differs from it by
-contamination from the other tool), which also runs the 40-seed study whose results are in
+true effect of every tool onto the model's mean structure, least squares' pseudo-true value;
+``truth_tool``, the projection of the tool's own effect, differs from it by contamination from
+the other tool; the model's priors on its nuisance terms make it a different estimator, see
+``benchmarks/RESULTS.md``), which also runs the 40-seed study whose results are in
 ``benchmarks/simstudy/``. On seed 0 the factual municipality intervals cover 35 of 40 truths
 (0.875; 0.825 against ``truth_tool``).
 

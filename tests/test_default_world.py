@@ -12,12 +12,12 @@ Tolerances (derived, not tuned): with 24 replications the Monte Carlo SE of a me
 under 1% over the 16 cells); a cell's coverage must not fall below the 0.05% quantile of
 Binomial(24, 0.95); pooled over the 16 cells (384 intervals, correlated within a seed) coverage
 within 0.95 +- 3 x sqrt(0.95 x 0.05 / 384) = [0.917, 0.983]. 24 seeds, not 50, keep CI within
-its time (about 7.5 min on 2 cores here, against 24 min for 50 beside the rest of the slow suite);
-the 2-3x overstatement this test was written against is many times these tolerances, and the
-50-seed table stays reproducible with ``tests/simstudy/default_world.py --seeds 0 50``. The naive contrast (att_gt without
-conditioning, ignoring the other tool) must show the bias the primary specification removes: its
-placebo estimate of flexible letting on the employment share is positive by more than 1 SE on
-average (measured: see the issue note). The test is deterministic (fixed seeds).
+its time budget; the 2-3x overstatement this test was written against is many times these
+tolerances, and the 50-seed table stays reproducible with ``tests/simstudy/default_world.py
+--seeds 0 50``. The naive contrast (att_gt without conditioning, ignoring the other tool) must
+show the bias the primary specification removes: its placebo estimate of flexible letting on the
+employment share is positive by more than 1 SE on average (measured: see the issue note). The
+test is deterministic (fixed seeds).
 """
 
 from __future__ import annotations

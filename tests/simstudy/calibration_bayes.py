@@ -16,13 +16,13 @@ the true effects onto that mean structure (the pseudo-true value of a Gaussian m
 nuisance terms; the model's priors on them make it a different estimator, see
 ``benchmarks/RESULTS.md``, 2026-12-03): the generalised least-squares coefficients of the true
 effect of *every* tool (``<outcome>_effect``, factual minus the world without any tool: the
-factual outcome is the placebo's plus exactly this) on the model's design, in the metric of the model's own error
-covariance (its AR(1) correlation and count weights at their posterior means; identity for iid
-unweighted errors). Adding the true effects to the outcome moves every such coefficient by
-exactly this amount, so it is the effect the model reports when it is right about everything
-but the shape of the effects (``truth``). Municipalities without a treated department-year are
-not scored (their effect is the prior's); the pooled truth is the mean of the scored
-municipalities' truths.
+factual outcome is the placebo's plus exactly this) on the model's design, in the metric of
+the model's own error covariance (its AR(1) correlation and count weights at their posterior
+means; identity for iid unweighted errors). Adding the true effects to the outcome moves every
+such coefficient by exactly this amount, so it is the effect least squares on the design reports
+when it is right about everything but the shape of the effects (``truth``). Municipalities
+without a treated department-year are not scored (their effect is the prior's); the pooled truth
+is the mean of the scored municipalities' truths.
 
 The same projection of the tool's own effect (``<outcome>_effect_<tool>``, factual minus the
 world without that tool) is ``truth_tool``, the policy quantity. The two differ by the
@@ -103,19 +103,20 @@ def _whiten(x: sp.csr_matrix | np.ndarray, data: pd.DataFrame, rho: float,
 
 
 def projection_truth(data: pd.DataFrame, options: dict, treatment: str, effect_by: str,
-                     tau: np.ndarray, *, rho: float = 0.0,
-                     scale: np.ndarray | None = None) -> pd.Series:
-    """GLS coefficients of the true effects ``tau`` on the model's mean structure, per group.
+                     tau: pd.DataFrame, *, rho: float = 0.0,
+                     scale: np.ndarray | None = None) -> pd.DataFrame:
+    """GLS coefficients of each column of ``tau`` on the model's mean structure, per group.
 
     ``data`` (and ``tau``) in (department, year) order; ``rho`` and ``scale`` (per row) are the
-    model's error correlation and scale (see the module docstring).
+    model's error correlation and scale (see the module docstring). One design and one solve
+    for all columns; rows: the groups, columns: those of ``tau``.
     """
     x, groups = _design(data, options, treatment, effect_by)
     s = np.ones(len(data)) if scale is None else scale
-    xw, tw = _whiten(x, data, rho, s), _whiten(tau, data, rho, s)
+    xw, tw = _whiten(x, data, rho, s), _whiten(tau.to_numpy(dtype=float), data, rho, s)
     xtx = (xw.T @ xw).toarray()
     coef = np.linalg.lstsq(xtx, xw.T @ tw, rcond=None)[0]
-    return pd.Series(coef[-len(groups):], index=groups)
+    return pd.DataFrame(coef[-len(groups):], index=groups, columns=tau.columns)
 
 
 def _error_model(fit, data: pd.DataFrame) -> tuple[float, np.ndarray]:
@@ -179,22 +180,25 @@ def truths(data: pd.DataFrame, options: dict, config: StudyConfig, truth_table: 
            ) -> pd.DataFrame:
     """``truth`` (every tool's effect) and ``truth_tool`` (the tool's own) per scored group.
 
-    Both are :func:`projection_truth`; the first row is the pooled truth (their mean).
+    Both are :func:`projection_truth`; the first row is the pooled truth (their mean). With the
+    normal likelihood also ``least_squares``: the same projection of the fitted outcome itself,
+    the estimate of least squares on the design (to compare the model's estimates with).
     """
     b = config.bayes_model
-    out = {}
-    for name, tool in (("truth", None), ("truth_tool", treatment_tool(b.treatment))):
-        if placebo:
-            tau = np.zeros(len(data))
-        else:
-            col = effect_column(b.outcome, tool)
-            tau = data[["department_id", "year"]].merge(
-                truth_table[["department_id", "year", col]], on=["department_id", "year"],
-                how="left", validate="1:1")[col].fillna(0.0).to_numpy()
-        per_group = projection_truth(data, options, b.treatment, b.effect_by, tau, rho=rho,
-                                     scale=scale)
-        out[name] = pd.concat([pd.Series({"pooled": per_group.mean()}), per_group])
-    return pd.DataFrame(out)
+    cols = {"truth": effect_column(b.outcome, None),
+            "truth_tool": effect_column(b.outcome, treatment_tool(b.treatment))}
+    if placebo:
+        tau = pd.DataFrame(0.0, index=data.index, columns=list(cols))
+    else:
+        tau = data[["department_id", "year"]].merge(
+            truth_table[["department_id", "year", *cols.values()]],
+            on=["department_id", "year"], how="left", validate="1:1")[list(cols.values())]
+        tau = tau.fillna(0.0).set_axis(list(cols), axis=1)
+    if b.likelihood == "normal":
+        tau["least_squares"] = data[b.outcome].to_numpy(dtype=float)
+    per_group = projection_truth(data, options, b.treatment, b.effect_by, tau, rho=rho,
+                                 scale=scale)
+    return pd.concat([per_group.mean().to_frame("pooled").T, per_group])
 
 
 def _score(rows: pd.DataFrame) -> pd.DataFrame:
@@ -207,7 +211,9 @@ def _score(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def rescore(rows: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
-    """An earlier run's rows with ``truth`` / ``truth_tool`` recomputed (no refit).
+    """An earlier run's rows with ``truth``, ``truth_tool``, ``least_squares`` recomputed.
+
+    No refit: the worlds are simulated again and projected.
 
     For runs of unweighted models only (the error scale is then 1; ``rho`` is in the rows).
     """
@@ -215,13 +221,11 @@ def rescore(rows: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
         raise SystemExit("rescore: the weighted model's error scale is not in the rows")
     done = []
     for (seed, placebo), fit in rows.groupby(["seed", "placebo"], sort=False):
-        keep = fit.drop(columns=[c for c in fit.columns if c.startswith(("truth", "covered"))])
-        if placebo:  # every effect is 0: nothing to project
-            t = pd.DataFrame(0.0, index=fit["group"], columns=["truth", "truth_tool"])
-        else:
-            data, options, truth_table = world(int(seed), config)
-            t = truths(data, options, config, truth_table, placebo=False,
-                       rho=float(fit["rho"].iloc[0]))
+        keep = fit.drop(columns=[c for c in fit.columns
+                                 if c.startswith(("truth", "covered", "least_squares"))])
+        data, options, truth_table = world(int(seed), config, placebo=bool(placebo))
+        t = truths(data, options, config, truth_table, placebo=bool(placebo),
+                   rho=float(fit["rho"].iloc[0]))
         done.append(_score(keep.set_index("group").join(t, how="inner"))
                     .rename_axis("group").reset_index())
         print(f"rescored seed {seed} placebo {placebo}", flush=True)
@@ -290,8 +294,7 @@ def by_truth(rows: pd.DataFrame, n_bins: int = 5) -> pd.DataFrame:
                      truth_d=g["truth"] - g.groupby("seed")["truth"].transform("mean"),
                      mean_d=g["mean"] - g.groupby("seed")["mean"].transform("mean"))
         ranks = g.groupby("seed")["truth_d"].rank(method="first", pct=True)
-        g = g.assign(bin=np.minimum((ranks * n_bins).astype(int) - (ranks * n_bins % 1 == 0),
-                                    n_bins - 1).astype(str))
+        g = g.assign(bin=(np.ceil(ranks * n_bins).astype(int) - 1).astype(str))
         spread = g["truth_d"].var() > 0  # not in a placebo world: every truth is 0, no bins
         parts = [g.groupby("bin").agg(n=("z", "size"), coverage=("covered", "mean"),
                                       mean_z=("z", "mean"), sd_z=("z", "std"))] if spread else []
@@ -304,6 +307,24 @@ def by_truth(rows: pd.DataFrame, n_bins: int = 5) -> pd.DataFrame:
                                     if spread else np.nan]}, index=pd.Index(["all"], name="bin")))
         out.append(pd.concat(parts).assign(placebo=placebo))
     return pd.concat(out).reset_index().set_index(["placebo", "bin"])
+
+
+def against_least_squares(rows: pd.DataFrame) -> pd.DataFrame:
+    """The model's municipality estimates against least squares on the truth's design, per world.
+
+    ``corr``, ``slope`` (the estimate regressed on least squares) and the SD of each across the
+    municipalities (within seeds): where the model is least squares on that design (flat
+    priors), 1, 1 and equal SDs, and the projection is then its pseudo-true value.
+    """
+    g = rows[rows["group"] != "pooled"]
+    g = g.assign(mean_d=g["mean"] - g.groupby(["seed", "placebo"])["mean"].transform("mean"),
+                 ls_d=g["least_squares"]
+                 - g.groupby(["seed", "placebo"])["least_squares"].transform("mean"))
+    return g.groupby("placebo").apply(lambda w: pd.Series({
+        "n": len(w), "corr": w["mean_d"].corr(w["ls_d"]),
+        "slope": np.polyfit(w["ls_d"], w["mean_d"], 1)[0],
+        "sd_estimate": w["mean_d"].std(), "sd_least_squares": w["ls_d"].std()}),
+        include_groups=False)
 
 
 def common_fits(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
@@ -325,6 +346,8 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=None, help="default: [bayes].tune")
     ap.add_argument("--max-attempts", type=int, default=None,
                     help="fits per replication while the gate fails (default: the model's)")
+    ap.add_argument("--pooling", default=None, choices=("partial", "none", "complete"),
+                    help="pooling of the group effects (default: the model's, partial)")
     ap.add_argument("--out", default=None, help="CSV of every group of every replication")
     ap.add_argument("--summarise", nargs="+", default=None, metavar="CSV",
                     help="print the tables of earlier runs' CSVs instead of fitting; with several, "
@@ -347,9 +370,12 @@ def main() -> None:
             if done["placebo"].nunique() == 2:
                 print(matched(done).round(4).to_string())
             print(by_truth(done).round(4).to_string())
+            if "least_squares" in done:
+                print(against_least_squares(done).round(4).to_string())
         return
     sampling = {k: v for k, v in (("draws", args.draws), ("tune", args.tune),
-                                  ("max_attempts", args.max_attempts)) if v is not None}
+                                  ("max_attempts", args.max_attempts), ("pooling", args.pooling))
+                if v is not None}
     config = load(Path(args.config)) if args.config else StudyConfig()
     rows = []
     for seed in range(*args.seeds):
