@@ -21,10 +21,43 @@ within 2 posterior SDs of 0.
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from impact.workflow.config import StudyConfig
-from tests.simstudy.calibration_bayes import replicate
+from tests.simstudy.calibration_bayes import projection_truth, replicate
+
+
+def test_projection_returns_a_group_effect_it_was_built_from_even_when_weakly_exposed() -> None:
+    """Exact identity: an outcome in the span of the design projects onto its own coefficients.
+
+    The design has what the default world's has: department and year effects, a covariate on the
+    scale of incomes (1e5 kroner) with a slope per year, and one municipality whose exposure is
+    tiny (three department-years at 0.01): the normal equations' condition number, the square
+    of the design's, then passes 1e16 and truncated that group's effect to 0.
+    """
+    rng = np.random.default_rng(3)
+    dept = np.repeat(np.arange(60), 10)
+    year = np.tile(np.arange(2004, 2014), 60)
+    muni = dept // 10
+    start = np.where(np.arange(60) % 2 == 0, 2006 + np.arange(60) % 5, 9999)
+    d = np.where(year >= start[dept], rng.uniform(0.2, 1.0, len(dept)), 0.0)
+    d[muni == 5] = 0.0
+    d[(dept == 50) & (year >= 2011)] = 0.01
+    income = rng.normal(3e5, 5e4, 60)[dept]
+    data = pd.DataFrame({"department_id": dept, "year": year, "municipality_id": muni,
+                         "exposure": d, "income": income})
+    effect = {m: 0.05 * (m - 2) for m in range(6)}
+    effect[5] = 0.4
+    x_year = (year - 2004) / 9.0
+    tau = (rng.normal(size=60)[dept] + 0.3 * x_year + 1e-6 * (income - income.mean()) * x_year
+           + d * pd.Series(muni).map(effect).to_numpy())
+    got = projection_truth(data, {"covariates": ["income"]}, "exposure", "municipality_id",
+                           pd.DataFrame({"truth": tau}))["truth"]
+    want = pd.Series({str(m): effect[m] for m in range(6)})
+    assert got.index.tolist() == want.index.tolist()
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), atol=1e-8)
 
 
 @pytest.mark.slow

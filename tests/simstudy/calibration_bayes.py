@@ -110,12 +110,20 @@ def projection_truth(data: pd.DataFrame, options: dict, treatment: str, effect_b
     ``data`` (and ``tau``) in (department, year) order; ``rho`` and ``scale`` (per row) are the
     model's error correlation and scale (see the module docstring). One design and one solve
     for all columns; rows: the groups, columns: those of ``tau``.
+
+    The whitened design is solved directly (SVD least squares, minimum norm where its fixed
+    effects are collinear), after scaling its columns to unit length: its columns differ in
+    scale by orders of magnitude (a covariate in kroner times the year dummies against an
+    exposure of a few treated department-years), and the normal equations square that
+    condition number, so a solve of them truncates a weakly exposed group's coefficient to 0.
     """
     x, groups = _design(data, options, treatment, effect_by)
     s = np.ones(len(data)) if scale is None else scale
-    xw, tw = _whiten(x, data, rho, s), _whiten(tau.to_numpy(dtype=float), data, rho, s)
-    xtx = (xw.T @ xw).toarray()
-    coef = np.linalg.lstsq(xtx, xw.T @ tw, rcond=None)[0]
+    xw = _whiten(x, data, rho, s).toarray()
+    tw = _whiten(tau.to_numpy(dtype=float), data, rho, s)
+    norm = np.linalg.norm(xw, axis=0)
+    norm[norm == 0] = 1.0
+    coef = np.linalg.lstsq(xw / norm, tw, rcond=None)[0] / norm[:, None]
     return pd.DataFrame(coef[-len(groups):], index=groups, columns=tau.columns)
 
 
