@@ -10,8 +10,10 @@ true effect of every tool onto the model's mean structure, least squares' pseudo
 ``truth_tool``, the projection of the tool's own effect, differs from it by contamination from
 the other tool; the model's priors on its nuisance terms make it a different estimator, see
 ``benchmarks/RESULTS.md``), which also runs the 40-seed study whose results are in
-``benchmarks/simstudy/``. On seed 0 the factual municipality intervals cover 35 of 40 truths
-(0.875; 0.825 against ``truth_tool``).
+``benchmarks/simstudy/``. On seed 0 the factual municipality intervals cover 33 of 40 truths
+(0.825; 32 against ``truth_tool``; 19 against ``truth_att``, the truth ``impact run`` sets beside
+the implied ATTs, which this check does not assert: the linear exposure model misses it, see
+``benchmarks/RESULTS.md``).
 
 Tolerances: a seed's ~40 municipality intervals at a nominal 90% have a binomial SD of
 ``sqrt(0.9 * 0.1 / 40) = 0.047`` in their coverage, so a coverage below 0.75 (3 SD under 0.90)

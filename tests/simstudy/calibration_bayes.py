@@ -30,6 +30,15 @@ projection of the other tool's effect onto this tool's columns once its exposure
 for linearly: contamination bias (Goldsmith-Pinkham, Hull and Kolesar 2024), a property of the
 estimand, not of the intervals. ``coverage_tool`` reports the intervals against it.
 
+``truth_att`` is the truth ``impact run`` itself reports beside the model (:func:`att_truth`):
+the mean tool-specific effect over a group's treated department-years divided by their mean
+exposure, the effect per unit of exposure at which the implied ATT
+(``private/bayes/implied_att_*.csv``) is right. It equals the projection only where the true
+effect is proportional to the exposure; the default world's is not (cumulative lettings per
+dwelling keep counting tenants who have moved out again, so the effect per unit of exposure
+falls with years since adoption), and ``coverage_att`` measures what that costs the reported
+implied ATTs.
+
 Usage (slow: about 30-60 s per fit on 2 cores)::
 
     PYTHONPATH=. python -m tests.simstudy.calibration_bayes --seeds 0 40 --out bayes_cal.csv
@@ -206,13 +215,39 @@ def truths(data: pd.DataFrame, options: dict, config: StudyConfig, truth_table: 
         tau["least_squares"] = data[b.outcome].to_numpy(dtype=float)
     per_group = projection_truth(data, options, b.treatment, b.effect_by, tau, rho=rho,
                                  scale=scale)
-    return pd.concat([per_group.mean().to_frame("pooled").T, per_group])
+    out = pd.concat([per_group.mean().to_frame("pooled").T, per_group])
+    out["truth_att"] = att_truth(data, config, None if placebo else truth_table,
+                                 list(out.index))
+    return out
+
+
+def att_truth(data: pd.DataFrame, config: StudyConfig, truth_table: pd.DataFrame | None,
+              groups: list[str]) -> pd.Series:
+    """The truth ``impact run`` sets beside the model's implied ATTs, per unit of exposure.
+
+    :func:`impact.workflow.subgroup_outputs.implied_effects` (the pipeline's own function)
+    reports a group's effect times its mean exposure over its treated department-years (from
+    the cohort plus ``[did.primary].onset_lag``) beside the mean tool-specific truth over the
+    same department-years; their ratio is the effect per unit of exposure that makes the implied
+    ATT right, so an interval for the effect covers it exactly when the implied ATT's interval
+    covers the pipeline's truth. 0 in a placebo world (``truth_table=None``).
+    """
+    from impact.workflow.subgroup_outputs import IMPLIED, implied_effects
+
+    b = config.bayes_model
+    if truth_table is None:
+        return pd.Series(0.0, index=groups)
+    unit = pd.DataFrame({"group": groups, **{c: 1.0 for c in IMPLIED}})
+    rows = implied_effects(unit, data, b.treatment, b.effect_by, truth=truth_table,
+                           outcome=b.outcome, onset_lag=config.did.primary.onset_lag)
+    return (rows["truth"] / rows["mean_exposure"]).set_axis(rows["group"]).reindex(groups)
 
 
 def _score(rows: pd.DataFrame) -> pd.DataFrame:
-    """``covered`` / ``covered_tool``: the 90% interval holds ``truth`` / ``truth_tool``."""
+    """``covered`` / ``covered_tool`` / ``covered_att``: the 90% interval holds ``truth`` /
+    ``truth_tool`` / ``truth_att``."""
     rows = rows.copy()
-    for sfx in ("", "_tool"):
+    for sfx in [x for x in ("", "_tool", "_att") if f"truth{x}" in rows]:
         t = rows[f"truth{sfx}"]
         rows[f"covered{sfx}"] = (rows["lower_90"] <= t) & (t <= rows["upper_90"])
     return rows
@@ -243,8 +278,8 @@ def rescore(rows: pd.DataFrame, config: StudyConfig) -> pd.DataFrame:
 def coverage(rows: pd.DataFrame) -> pd.DataFrame:
     """Coverage of the pooled and the municipality intervals, by world, with MC errors.
 
-    Against ``truth``; ``coverage_tool`` / ``mean_error_tool`` against ``truth_tool`` (rows of
-    runs that have it).
+    Against ``truth``; ``coverage_tool`` / ``mean_error_tool`` against ``truth_tool`` and
+    ``coverage_att`` / ``mean_error_att`` against ``truth_att`` (rows of runs that have them).
     """
     kind = np.where(rows["group"] == "pooled", "pooled", "municipality")
     aggs = dict(n=("covered", "size"), seeds=("seed", "nunique"), coverage=("covered", "mean"),
@@ -252,9 +287,10 @@ def coverage(rows: pd.DataFrame) -> pd.DataFrame:
                 converged=("converged", "mean"))
     rows = rows.assign(kind=kind, z=(rows["mean"] - rows["truth"]),
                        width=rows["upper_90"] - rows["lower_90"])
-    if "truth_tool" in rows:
-        rows = rows.assign(z_tool=rows["mean"] - rows["truth_tool"])
-        aggs |= dict(coverage_tool=("covered_tool", "mean"), mean_error_tool=("z_tool", "mean"))
+    for sfx in [x for x in ("_tool", "_att") if f"truth{x}" in rows]:
+        rows = rows.assign(**{f"z{sfx}": rows["mean"] - rows[f"truth{sfx}"]})
+        aggs |= {f"coverage{sfx}": (f"covered{sfx}", "mean"),
+                 f"mean_error{sfx}": (f"z{sfx}", "mean")}
     out = rows.groupby(["placebo", "kind"]).agg(**aggs)
     out["mc_se"] = np.sqrt(0.9 * 0.1 / out["n"])
     return out
@@ -335,6 +371,27 @@ def against_least_squares(rows: pd.DataFrame) -> pd.DataFrame:
         include_groups=False)
 
 
+def exposure_shape(seed: int, config: StudyConfig) -> pd.DataFrame:
+    """The true effect per unit of exposure by years since adoption, on one factual world.
+
+    Over the department-years of the implied ATTs (:func:`att_truth`), per year since the
+    tool's cohort: their number, the mean exposure, the mean tool-specific effect and their
+    ratio (constant where the effect is proportional to the exposure, as the model assumes).
+    """
+    b = config.bayes_model
+    tool = treatment_tool(b.treatment)
+    data, _, truth_table = world(seed, config)
+    col = effect_column(b.outcome, tool)
+    data = data.merge(truth_table[["department_id", "year", col]],
+                      on=["department_id", "year"], how="left", validate="1:1")
+    cohort = data[f"cohort_{tool}"]
+    rows = data[(cohort > 0) & (data["year"] >= cohort + config.did.primary.onset_lag)]
+    out = rows.groupby(rows["year"] - cohort[rows.index]).agg(
+        n=(col, "size"), mean_exposure=(b.treatment, "mean"), mean_effect=(col, "mean"))
+    out["effect_per_exposure"] = out["mean_effect"] / out["mean_exposure"]
+    return out.rename_axis("years_since_adoption")
+
+
 def common_fits(runs: list[pd.DataFrame]) -> list[pd.DataFrame]:
     """Each run's rows restricted to the (seed, placebo) fits every run has."""
     keys = [pd.MultiIndex.from_frame(r[["seed", "placebo"]]) for r in runs]
@@ -363,7 +420,13 @@ def main() -> None:
     ap.add_argument("--rescore", default=None, metavar="CSV",
                     help="recompute truth / truth_tool of an earlier run's CSV (no refit; "
                          "unweighted models) and write it to --out")
+    ap.add_argument("--exposure-shape", type=int, default=None, metavar="SEED",
+                    help="print the true effect per unit of exposure by years since adoption")
     args = ap.parse_args()
+    if args.exposure_shape is not None:
+        config = load(Path(args.config)) if args.config else StudyConfig()
+        print(exposure_shape(args.exposure_shape, config).round(4).to_string())
+        return
     if args.rescore:
         config = load(Path(args.config)) if args.config else StudyConfig()
         done = rescore(pd.read_csv(args.rescore, dtype={"group": str}), config)
