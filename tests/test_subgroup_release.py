@@ -489,6 +489,42 @@ def test_implied_effects_per_group_are_the_pooled_formula_within_the_group(bayes
     assert imp.loc["waiting_list", "truth"] > 2 * imp.loc["vacancies", "truth"] > 0
 
 
+def test_pooled_implied_att_from_draws_is_the_department_year_mean_of_the_groups(bayes_data
+                                                                                  ) -> None:
+    """With the effect draws the pooled implied ATT is, draw by draw, the mean over the treated
+    department-years of their group's effect times their exposure: its mean is exactly the
+    department-year-weighted mean of the groups' implied ATTs (linearity), its interval the
+    draws' equal-tailed quantiles, and the groups' rows do not change."""
+    import xarray as xr
+
+    rng = np.random.default_rng(7)
+    groups = ["vacancies", "waiting_list"]
+    values = rng.normal([0.01, 0.15], [0.01, 0.03], size=(2, 400, 2))
+    draws = xr.DataArray(values, dims=("chain", "draw", "effect_group"),
+                         coords={"effect_group": groups})
+    mean = values.reshape(-1, 2).mean(axis=0)
+    eff = _synthetic_effects()
+    eff.loc[1:, "mean"] = mean
+    plain = implied_effects(eff, bayes_data, "exposure_flexible_letting", "market_type")
+    imp = implied_effects(eff, bayes_data, "exposure_flexible_letting", "market_type",
+                          effect_draws=draws)
+    pd.testing.assert_frame_equal(imp.iloc[1:], plain.iloc[1:])
+    n = plain.set_index("group")["n_department_years"]
+    want = (plain.set_index("group")["implied_att_mean"][groups] * n[groups]).sum() / n["pooled"]
+    assert imp.loc[0, "implied_att_mean"] == pytest.approx(want, rel=1e-12)
+    cohort = bayes_data["cohort_flexible_letting"]
+    treated = bayes_data[(cohort > 0) & (bayes_data["year"] >= cohort + 1)]
+    w = np.array([treated.loc[treated["market_type"] == g, "exposure_flexible_letting"].sum()
+                  for g in groups]) / len(treated)
+    per_draw = values.reshape(-1, 2) @ w
+    assert imp.loc[0, "implied_att_lower_90"] == pytest.approx(np.quantile(per_draw, 0.05),
+                                                               rel=1e-9)
+    assert imp.loc[0, "implied_att_upper_95"] == pytest.approx(np.quantile(per_draw, 0.975),
+                                                               rel=1e-9)
+    # the effects' prior mean times the mean exposure is not that quantity
+    assert abs(plain.loc[0, "implied_att_mean"] - want) > 1e-3
+
+
 def test_bayes_groups_with_too_little_support_are_suppressed(tmp_path, bayes_data) -> None:
     """By municipality: a row is released exactly when its group has >= 3 treated and >= 3
     comparison departments, >= min_n persons on each side and >= 11 treated clusters."""

@@ -552,10 +552,11 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
 
     The default treatment is ``exposure_flexible_letting``: lettings through flexible letting up
     to t-1 per dwelling (what can have moved the 1-January stock of t), not same-year intensity.
-    For an ``exposure_<tool>`` treatment, the pooled effect per unit of exposure times the mean
-    exposure over the department-years of the primary estimate gives an implied ATT, set beside
-    the tool-specific truth of those department-years; each ``[bayes].effect_by`` group's effect
-    is reported the same way over its own department-years (``implied_att_<stem>.csv``: the
+    For an ``exposure_<tool>`` treatment, each ``[bayes].effect_by`` group's effect per unit of
+    exposure times its mean exposure over its department-years of the primary estimate gives an
+    implied ATT, set beside the tool-specific truth of those department-years; the pooled row is,
+    draw by draw, the mean over all of them of their group's effect times their exposure
+    (:func:`impact.workflow.subgroup_outputs.implied_effects`; ``implied_att_<stem>.csv``, the
     pooled row first). Everything goes to ``private/bayes/``; the effect table (``tidy()`` with
     its support counts) is offered for release (``release/tables/bayes_effects``, checked like
     every model output), and so are the implied ATTs with their support per group
@@ -602,10 +603,12 @@ def _bayes(registers: Registers, out: Path, config: StudyConfig, state: dict[str
     state["release"].append(outputs.bayes_effects_table(result.tidy()))
     pooled = result.effects[result.effects["group"] == "pooled"]
     if treatment.startswith("exposure_"):
+        # the pooled implied ATT over the department-years, draw by draw (the effects' own
+        # scale: not for the binomial, whose table is on the log-odds scale)
+        draws = None if b.likelihood == "binomial" else result.idata["posterior"]["effect"]
         implied = subgroup_outputs.implied_effects(
             result.effects, data, treatment, b.effect_by, truth=registers.truth,
-            outcome=b.outcome,
-            onset_lag=config.did.primary.onset_lag)
+            outcome=b.outcome, onset_lag=config.did.primary.onset_lag, effect_draws=draws)
         implied.to_csv(folder / f"implied_att_{stem}.csv", index=False)
         state["release"].append(subgroup_outputs.bayes_table(
             implied, result.effects, data, b.outcome, converged=result.converged,

@@ -480,14 +480,18 @@ IMPLIED = ("mean", "lower_90", "upper_90", "lower_95", "upper_95")
 
 def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, effect_by: str,
                     *, truth: pd.DataFrame | None = None, outcome: str | None = None,
-                    onset_lag: int = 1) -> pd.DataFrame:
+                    onset_lag: int = 1, effect_draws: Any = None) -> pd.DataFrame:
     """Implied ATTs of an exposure effect: pooled and per ``effect_by`` group, the same way.
 
     For ``treatment = exposure_<tool>``, a group's effect per unit of exposure times its mean
     exposure over its treated department-years (from the cohort plus ``onset_lag``) is the implied
-    ATT over those department-years; the pooled row uses the pooled effect and every treated
-    department-year. Truth (simulated): the mean tool-specific effect over the same
-    department-years (:func:`impact.simulate.truth.effect_column`).
+    ATT over those department-years. The pooled row covers every treated department-year: with
+    ``effect_draws`` it is, draw by draw, the mean over them of their own group's effect times
+    their exposure (the department-year-weighted mean of the groups' implied ATTs, the quantity
+    the pooled truth averages); without, the pooled effect (the mean of the effects' prior, which
+    weights groups, not department-years) times the mean exposure. Truth (simulated): the mean
+    tool-specific effect over the same department-years
+    (:func:`impact.simulate.truth.effect_column`).
 
     Parameters
     ----------
@@ -503,6 +507,11 @@ def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, e
         The simulator's truth table and the outcome (both or neither).
     onset_lag
         ``[did.primary].onset_lag``: the first treated year is the cohort plus this lag.
+    effect_draws
+        Optional posterior draws of the group effects (``xarray.DataArray`` with dims ``chain``,
+        ``draw`` and ``effect_group``, on the scale of ``effects``): the pooled row is then the
+        department-year mean described above, summarised like ``effects``
+        (:func:`impact.bayes.effects.summarise_draws`).
 
     Returns
     -------
@@ -516,6 +525,8 @@ def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, e
     tool = treatment.removeprefix("exposure_")
     cohort = data[f"cohort_{tool}"]
     treated = data[(cohort > 0) & (data["year"] >= cohort + onset_lag)]
+    pooled_att = None if effect_draws is None else _pooled_att(effect_draws, treated, treatment,
+                                                               effect_by)
     out = []
     for r in effects.itertuples(index=False):
         rows = treated if r.group == "pooled" else \
@@ -525,7 +536,9 @@ def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, e
                                "treatment": treatment, "n_department_years": len(rows),
                                "mean_exposure": mean_exposure}
         for col in IMPLIED:
-            row[f"implied_att_{col}"] = float(getattr(r, col)) * mean_exposure
+            row[f"implied_att_{col}"] = (float(pooled_att[col]) if r.group == "pooled"
+                                         and pooled_att is not None
+                                         else float(getattr(r, col)) * mean_exposure)
         if truth is not None and outcome is not None:
             col = effect_column(outcome, tool)
             m = rows[["department_id", "year"]].merge(
@@ -534,6 +547,28 @@ def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, e
             row["truth"] = float(m[col].mean()) if len(m) else np.nan
         out.append(row)
     return pd.DataFrame(out)
+
+
+def _pooled_att(effect_draws: Any, treated: pd.DataFrame, treatment: str,
+                effect_by: str) -> pd.Series:
+    """Per draw, the mean over ``treated`` of its group's effect times its exposure, summarised.
+
+    A treated department-year with exposure whose group has no effect draws is an error (it
+    would silently count as 0).
+    """
+    from impact.bayes.effects import summarise_draws
+    from impact.errors import EstimationError
+
+    groups = pd.Index([str(g) for g in effect_draws["effect_group"].to_numpy()])
+    exposure = treated[treatment].to_numpy(dtype=float)
+    where = groups.get_indexer(treated[effect_by].astype(str))
+    if ((where < 0) & (exposure != 0)).any():
+        raise EstimationError("implied ATT: treated department-years with exposure in a group "
+                              "without an effect")
+    weight = np.bincount(where[where >= 0], weights=exposure[where >= 0],
+                         minlength=len(groups)) / max(len(treated), 1)
+    draws = (effect_draws * effect_draws["effect_group"].copy(data=weight)).sum("effect_group")
+    return summarise_draws(draws, None, float("inf")).iloc[0]
 
 
 def _set_support(frame: pd.DataFrame, sides: list[tuple[pd.DataFrame, pd.DataFrame]],
