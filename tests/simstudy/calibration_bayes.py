@@ -37,7 +37,10 @@ exposure, the effect per unit of exposure at which the implied ATT
 effect is proportional to the exposure; the default world's is not (cumulative lettings per
 dwelling keep counting tenants who have moved out again, so the effect per unit of exposure
 falls with years since adoption), and ``coverage_att`` measures what that costs the reported
-implied ATTs.
+implied ATTs. ``implied_mean`` / ``implied_lower_90`` / ``implied_upper_90`` / ``implied_truth`` /
+``covered_implied`` are those ATTs themselves, as ``impact run`` reports them (its pooled row is
+the department-year mean of the groups' effect times exposure, draw by draw, which ``truth_att``
+of the pooled row, the pooled effect's target, is not).
 
 Usage (slow: about 30-60 s per fit on 2 cores)::
 
@@ -184,6 +187,8 @@ def replicate(seed: int, config: StudyConfig, *, placebo: bool = False,
                         "upper_90": eff[f"upper_90{sfx}"] / unit})
     truth = truths(data, options, config, truth_table, placebo=placebo, rho=rho, scale=scale)
     out = out.join(truth, how="inner")
+    if b.likelihood != "binomial":
+        out = out.join(implied_atts(fit, data, config, None if placebo else truth_table))
     out = _score(out)
     out["seed"], out["placebo"], out["converged"] = seed, placebo, fit.converged
     out["attempts"] = int(fit.diagnostics["n_attempts"].iloc[0])
@@ -221,6 +226,24 @@ def truths(data: pd.DataFrame, options: dict, config: StudyConfig, truth_table: 
     return out
 
 
+def implied_atts(fit, data: pd.DataFrame, config: StudyConfig,
+                 truth_table: pd.DataFrame | None) -> pd.DataFrame:
+    """The implied ATTs ``impact run`` reports (its own function, with the effect draws) and
+    their truth (0 in a placebo world), per group: ``implied_mean``, ``implied_lower_90``,
+    ``implied_upper_90``, ``implied_truth``."""
+    from impact.workflow.subgroup_outputs import implied_effects
+
+    b = config.bayes_model
+    rows = implied_effects(fit.effects, data, b.treatment, b.effect_by, truth=truth_table,
+                           outcome=None if truth_table is None else b.outcome,
+                           onset_lag=config.did.primary.onset_lag,
+                           effect_draws=fit.idata["posterior"]["effect"]).set_index("group")
+    out = pd.DataFrame({f"implied_{c}": rows[f"implied_att_{c}"]
+                        for c in ("mean", "lower_90", "upper_90")})
+    out["implied_truth"] = rows["truth"] if truth_table is not None else 0.0
+    return out
+
+
 def att_truth(data: pd.DataFrame, config: StudyConfig, truth_table: pd.DataFrame | None,
               groups: list[str]) -> pd.Series:
     """The truth ``impact run`` sets beside the model's implied ATTs, per unit of exposure.
@@ -250,6 +273,9 @@ def _score(rows: pd.DataFrame) -> pd.DataFrame:
     for sfx in [x for x in ("", "_tool", "_att") if f"truth{x}" in rows]:
         t = rows[f"truth{sfx}"]
         rows[f"covered{sfx}"] = (rows["lower_90"] <= t) & (t <= rows["upper_90"])
+    if "implied_truth" in rows:  # the implied ATTs impact run reports, against their truth
+        t = rows["implied_truth"]
+        rows["covered_implied"] = (rows["implied_lower_90"] <= t) & (t <= rows["implied_upper_90"])
     return rows
 
 
@@ -279,7 +305,9 @@ def coverage(rows: pd.DataFrame) -> pd.DataFrame:
     """Coverage of the pooled and the municipality intervals, by world, with MC errors.
 
     Against ``truth``; ``coverage_tool`` / ``mean_error_tool`` against ``truth_tool`` and
-    ``coverage_att`` / ``mean_error_att`` against ``truth_att`` (rows of runs that have them).
+    ``coverage_att`` / ``mean_error_att`` against ``truth_att``; ``coverage_implied`` /
+    ``mean_error_implied``: the implied ATTs ``impact run`` reports against their truth (rows of
+    runs that have them).
     """
     kind = np.where(rows["group"] == "pooled", "pooled", "municipality")
     aggs = dict(n=("covered", "size"), seeds=("seed", "nunique"), coverage=("covered", "mean"),
@@ -291,6 +319,10 @@ def coverage(rows: pd.DataFrame) -> pd.DataFrame:
         rows = rows.assign(**{f"z{sfx}": rows["mean"] - rows[f"truth{sfx}"]})
         aggs |= {f"coverage{sfx}": (f"covered{sfx}", "mean"),
                  f"mean_error{sfx}": (f"z{sfx}", "mean")}
+    if "covered_implied" in rows:
+        rows = rows.assign(z_implied=rows["implied_mean"] - rows["implied_truth"])
+        aggs |= {"coverage_implied": ("covered_implied", "mean"),
+                 "mean_error_implied": ("z_implied", "mean")}
     out = rows.groupby(["placebo", "kind"]).agg(**aggs)
     out["mc_se"] = np.sqrt(0.9 * 0.1 / out["n"])
     return out
