@@ -478,6 +478,13 @@ def tenant_figures(measure: str = "share_employed") -> list[ReleaseFigure]:
 IMPLIED = ("mean", "lower_90", "upper_90", "lower_95", "upper_95")
 
 
+def implied_att_rows(data: pd.DataFrame, tool: str, onset_lag: int) -> pd.DataFrame:
+    """The department-years of the implied ATTs: adopters of ``tool`` from its cohort plus
+    ``onset_lag`` on (the primary estimate's treated department-years)."""
+    cohort = data[f"cohort_{tool}"]
+    return data[(cohort > 0) & (data["year"] >= cohort + onset_lag)]
+
+
 def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, effect_by: str,
                     *, truth: pd.DataFrame | None = None, outcome: str | None = None,
                     onset_lag: int = 1, effect_draws: Any = None) -> pd.DataFrame:
@@ -523,8 +530,7 @@ def implied_effects(effects: pd.DataFrame, data: pd.DataFrame, treatment: str, e
     from impact.simulate.truth import effect_column
 
     tool = treatment.removeprefix("exposure_")
-    cohort = data[f"cohort_{tool}"]
-    treated = data[(cohort > 0) & (data["year"] >= cohort + onset_lag)]
+    treated = implied_att_rows(data, tool, onset_lag)
     pooled_att = None if effect_draws is None else _pooled_att(effect_draws, treated, treatment,
                                                                effect_by)
     out = []
@@ -603,8 +609,7 @@ def bayes_table(implied: pd.DataFrame, effects: pd.DataFrame, data: pd.DataFrame
         frame[f"effect_{col}"] = frame["group"].map(eff[col]).to_numpy(dtype=float)
     frame.insert(3, "outcome", outcome)
     frame["converged"] = bool(converged)
-    cohort = data[f"cohort_{tool}"]
-    treated_all = data[(cohort > 0) & (data["year"] >= cohort + onset_lag)]
+    treated_all = implied_att_rows(data, tool, onset_lag)
     control_all = data[data[f"cohort_{tool}"].fillna(0) <= 0]
     sides = [(treated_all, control_all) if g == "pooled" else
              (treated_all[treated_all[effect_by].astype(str) == g],
@@ -616,8 +621,10 @@ def bayes_table(implied: pd.DataFrame, effects: pd.DataFrame, data: pd.DataFrame
         name="bayes_implied_att", frame=frame, **SUPPORT, value_columns=values,
         title=f"Bayesian hierarchical model: effect of {treatment} on {outcome} by {effect_by}",
         notes=["Implied ATT: the effect per unit of exposure times the mean exposure over the "
-               "group's department-years from the year after adoption (pooled: the hyper-mean "
-               "effect and every such department-year). Equal-tailed posterior intervals."])
+               "group's department-years from the year after adoption (pooled: per posterior "
+               "draw, the mean over every such department-year of its group's effect times its "
+               "exposure; with the binomial likelihood the hyper-mean effect times the mean "
+               "exposure). Equal-tailed posterior intervals."])
 
 
 def bayes_figure(outcome: str) -> ReleaseFigure:

@@ -61,6 +61,7 @@ from impact import panel, simulate
 from impact.simulate.truth import effect_column
 from impact.workflow.config import StudyConfig, load
 from impact.workflow.estimates import bayes_inputs, treatment_tool
+from impact.workflow.subgroup_outputs import IMPLIED, implied_att_rows, implied_effects
 
 
 def _design(data: pd.DataFrame, options: dict, treatment: str, effect_by: str
@@ -231,8 +232,6 @@ def implied_atts(fit, data: pd.DataFrame, config: StudyConfig,
     """The implied ATTs ``impact run`` reports (its own function, with the effect draws) and
     their truth (0 in a placebo world), per group: ``implied_mean``, ``implied_lower_90``,
     ``implied_upper_90``, ``implied_truth``."""
-    from impact.workflow.subgroup_outputs import implied_effects
-
     b = config.bayes_model
     rows = implied_effects(fit.effects, data, b.treatment, b.effect_by, truth=truth_table,
                            outcome=None if truth_table is None else b.outcome,
@@ -255,8 +254,6 @@ def att_truth(data: pd.DataFrame, config: StudyConfig, truth_table: pd.DataFrame
     ATT right, so an interval for the effect covers it exactly when the implied ATT's interval
     covers the pipeline's truth. 0 in a placebo world (``truth_table=None``).
     """
-    from impact.workflow.subgroup_outputs import IMPLIED, implied_effects
-
     b = config.bayes_model
     if truth_table is None:
         return pd.Series(0.0, index=groups)
@@ -416,9 +413,8 @@ def exposure_shape(seed: int, config: StudyConfig) -> pd.DataFrame:
     col = effect_column(b.outcome, tool)
     data = data.merge(truth_table[["department_id", "year", col]],
                       on=["department_id", "year"], how="left", validate="1:1")
-    cohort = data[f"cohort_{tool}"]
-    rows = data[(cohort > 0) & (data["year"] >= cohort + config.did.primary.onset_lag)]
-    out = rows.groupby(rows["year"] - cohort[rows.index]).agg(
+    rows = implied_att_rows(data, tool, config.did.primary.onset_lag)
+    out = rows.groupby(rows["year"] - rows[f"cohort_{tool}"]).agg(
         n=(col, "size"), mean_exposure=(b.treatment, "mean"), mean_effect=(col, "mean"))
     out["effect_per_exposure"] = out["mean_effect"] / out["mean_exposure"]
     return out.rename_axis("years_since_adoption")
