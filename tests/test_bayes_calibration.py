@@ -62,6 +62,33 @@ def test_projection_returns_a_group_effect_it_was_built_from_even_when_weakly_ex
     np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), atol=1e-8)
 
 
+def test_projection_with_a_profile_returns_the_treatment_weighted_mean_effect() -> None:
+    """Exact identity: with ``effect_profile`` a true effect ``d * (effect[g] + profile[k])``
+    (``k`` the years since adoption) projects onto each group's treatment-weighted mean of
+    ``effect[g] + profile[k]`` over its treated rows, the effect the model reports."""
+    rng = np.random.default_rng(4)
+    dept = np.repeat(np.arange(40), 10)
+    year = np.tile(np.arange(2004, 2014), 40)
+    muni = dept // 8
+    cohort = np.where(np.arange(40) % 4 != 3, 2006 + np.arange(40) % 3, 0)[dept]
+    since = np.where(cohort > 0, year - cohort, np.nan)
+    d = np.where(since >= 1, np.minimum(0.06 * since * rng.uniform(0.5, 1.5, len(dept)), 1),
+                 0.0)
+    data = pd.DataFrame({"department_id": dept, "year": year, "municipality_id": muni,
+                         "exposure": d, "since": since})
+    effect = 0.1 + 0.05 * np.arange(5)
+    profile = {1: 0.0, 2: -0.02, 3: -0.04, 4: -0.05, 5: -0.06, 6: -0.07, 7: -0.075}
+    k = np.clip(np.nan_to_num(since), 1, 7).astype(int)
+    per_row = np.where(d > 0, effect[muni] + pd.Series(k).map(profile).to_numpy(), 0.0)
+    tau = rng.normal(size=40)[dept] + 0.2 * (year - 2004) + d * per_row
+    got = projection_truth(data, {"effect_profile": "since", "profile_last": 7}, "exposure",
+                           "municipality_id", pd.DataFrame({"truth": tau}))["truth"]
+    treated = d > 0
+    want = pd.Series(d[treated] * per_row[treated]).groupby(muni[treated]).sum() \
+        / pd.Series(d[treated]).groupby(muni[treated]).sum()
+    np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), atol=1e-8)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("placebo", [False, True], ids=["factual", "placebo"])
 def test_bayes_intervals_cover_their_truth_on_the_default_world(placebo: bool) -> None:

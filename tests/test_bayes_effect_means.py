@@ -77,8 +77,11 @@ def test_the_pooled_effect_averages_the_category_means_over_treated_groups() -> 
     np.testing.assert_allclose(
         v["effect_lin"], mu_by[[0, 1, 0, 1]] + v["sigma_effect"] * v["effect_lin_z"],
         atol=1e-12)
-    np.testing.assert_allclose(v["effect_mean"], mu_by * design.y_scale, atol=1e-12)
-    np.testing.assert_allclose(v["effect_pooled"], v["effect_mu"] * design.y_scale, atol=1e-12)
+    # per unit of the treatment: the model's effects are per typical dose (0.6 here)
+    per_unit = design.y_scale / 0.6
+    assert design.d_scale == pytest.approx(0.6)
+    np.testing.assert_allclose(v["effect_mean"], mu_by * per_unit, atol=1e-12)
+    np.testing.assert_allclose(v["effect_pooled"], v["effect_mu"] * per_unit, atol=1e-12)
 
 
 def test_complete_pooling_gives_each_group_its_category_effect() -> None:

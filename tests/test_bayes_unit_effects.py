@@ -47,10 +47,12 @@ def test_unit_deviations_enter_the_likelihood_as_defined(fused: bool) -> None:
     # the reported group effect is that of its own departments, weighted as least squares
     # weights them; the pooled effect their mean over the treated groups m0-m2
     weights = unit_effect_weights(design)
-    expected = (v["effect_lin"] + weights @ per_unit) * design.y_scale
+    # (per unit of the treatment: the model's effects are per typical dose, design.d_scale)
+    scale = design.y_scale / design.d_scale
+    expected = (v["effect_lin"] + weights @ per_unit) * scale
     np.testing.assert_allclose(v["effect"], expected, atol=1e-12)
     assert v["effect_pooled"] == pytest.approx(expected[:3].mean(), abs=1e-12)
-    assert not np.allclose(expected, v["effect_lin"] * design.y_scale)
+    assert not np.allclose(expected, v["effect_lin"] * scale)
 
 
 def test_unit_deviations_only_with_partial_pooling() -> None:

@@ -101,10 +101,15 @@ def test_untreated_terms_enter_the_linear_predictor_as_defined(covariates: tuple
     base = data["base"].to_numpy()[order]
     stratum = (data["market"].to_numpy()[order] == "b").astype(int)
     eta = (v["a_unit"][unit] + v["time_effect"][time]
-           + v["effect_lin"][design.effect_idx[order]] * design.d[order]
+           + v["effect_lin"][design.effect_idx[order]] * data["d"].to_numpy()[order] / 0.5
            + v["time_by_effect"][stratum, time]
            + (design.covariate_x[order] * v["slope"][:, time].T).sum(axis=1)
-           + v["control_lin"][0] * data["other"].to_numpy()[order])
+           + v["control_lin"][0] * data["other"].to_numpy()[order] / 0.2)
+    # the treatment and the control enter per typical dose: their mean where not 0 (0.5, 0.2),
+    # and the reported effects are per unit of the treatment on the outcome scale
+    assert (design.d_scale, *design.control_scale) == pytest.approx((0.5, 0.2))
+    assert v["control_effect"][0] == pytest.approx(v["control_lin"][0] * design.y_scale / 0.2)
+    assert v["effect"] == pytest.approx(v["effect_lin"] * design.y_scale / 0.5)
     expected = -0.5 * np.sum(((y - eta) / v["sigma"]) ** 2) - len(y) * (
         np.log(v["sigma"]) + 0.5 * np.log(2 * np.pi))
     assert v["loglik"] == pytest.approx(expected, rel=1e-10)
@@ -121,7 +126,7 @@ def test_untreated_terms_enter_the_linear_predictor_as_defined(covariates: tuple
     assert np.allclose(v["time_by_effect"].sum(axis=0), 0) and np.allclose(
         v["time_by_effect"].sum(axis=1), 0)
     assert np.allclose(v["slope"].sum(axis=1), 0)
-    np.testing.assert_allclose(v["control_effect"], v["control_lin"] * design.y_scale)
+    np.testing.assert_allclose(v["control_effect"], v["control_lin"] * design.y_scale / 0.2)
 
 
 @pytest.mark.parametrize(("change", "message"), [

@@ -90,6 +90,15 @@ class ModelConfig:
     event_window
         ``(first lead, last lag)``: relative times beyond the window are binned into its ends;
         ``-1`` is the reference period.
+    effect_profile
+        Optional column with the time since adoption (``year - first_year``; null for
+        never-adopting units): the effect per typical dose of a treated observation is its
+        group's plus one shared deviation per time since adoption (:func:`profile_terms`), so
+        an effect that is not proportional to the treatment (a cumulative exposure that keeps
+        counting tenants who have moved out again) does not bias the effect over the group's
+        treated observations, which ``effect`` then reports.
+    profile_last
+        Times since adoption from this one on share the profile's last bin.
     time_by
         Columns constant within units (e.g. ``("market_type", "supported_department")``): year
         effects per cell of their combination, beside the common year effects (the primary DiD's
@@ -129,6 +138,8 @@ class ModelConfig:
     centred_effects: bool | str = "auto"
     event_time: str | None = None
     event_window: tuple[int, int] = (-4, 5)
+    effect_profile: str | None = None
+    profile_last: int = 8
     time_by: tuple[str, ...] = ()
     covariates: tuple[str, ...] = ()
     controls: tuple[str, ...] = ()
@@ -189,9 +200,20 @@ class Design:
     #: stratum of each observation (``time_by``) and the stratum labels
     stratum_idx: np.ndarray | None = None
     strata: list[str] = field(default_factory=list)
-    #: ``(n_obs, n_covariates)`` standardised covariates, ``(n_obs, n_controls)`` controls
+    #: the treatment's typical dose, its mean over the treated observations (1 for a 0/1
+    #: treatment): ``d`` holds the treatment divided by it (:func:`dose_scale`)
+    d_scale: float = 1.0
+    #: ``(n_obs, n_covariates)`` standardised covariates, ``(n_obs, n_controls)`` controls,
+    #: each control divided by its typical dose (``control_scale``)
     covariate_x: np.ndarray | None = None
     control_x: np.ndarray | None = None
+    control_scale: np.ndarray | None = None
+    #: ``effect_profile``: per observation its bin of time since adoption (-1: untreated), the
+    #: bins' times, and ``(n_bins, n_bins - 1)`` an orthonormal basis of the profiles whose
+    #: treatment-weighted mean over the treated observations is 0
+    profile_idx: np.ndarray | None = None
+    profile_times: list[int] = field(default_factory=list)
+    profile_basis: np.ndarray | None = None
     covariates: list[str] = field(default_factory=list)
     controls: list[str] = field(default_factory=list)
     #: counts behind each outcome (``weights``), relative to their mean
@@ -285,6 +307,8 @@ def validate_config(config: ModelConfig) -> None:
             f"impact.bayes: effect_mean_by must be a column other than effect_by "
             f"({config.effect_by!r})"
         )
+    if config.effect_profile is not None and config.profile_last < 1:
+        raise EstimationError("impact.bayes: profile_last must be at least 1")
     if config.treatment in config.controls:
         raise EstimationError("impact.bayes: the treatment cannot also be a control")
 
@@ -306,7 +330,7 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
     used += [c for c in (config.trials, config.effect_by_extra, config.effect_mean_by,
                          config.weights) if c is not None]
     used += [*config.time_by, *config.covariates, *config.controls]
-    optional = [config.event_time] if config.event_time is not None else []
+    optional = [c for c in (config.event_time, config.effect_profile) if c is not None]
     _require_columns(data, list(dict.fromkeys(used + list(config.levels) + optional)))
     if len(data) == 0:
         raise EstimationError("impact.bayes: data has no rows")
@@ -399,6 +423,7 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
         extra_idx, extra_groups = _codes(data[config.effect_by_extra])
 
     events = _event_indices(data, config, d)
+    events.update(profile_terms(data, config, d))
     if config.effect_mean_by is not None:
         events.update(_effect_means(data, config, effect_idx))
     events.update(_untreated_terms(data, config))
@@ -406,9 +431,11 @@ def prepare(data: pd.DataFrame, config: ModelConfig) -> Design:
     data_hash = hashlib.sha256(
         pd.util.hash_pandas_object(data[cols], index=False).to_numpy().tobytes()
     ).hexdigest()[:16]
+    d_scale = dose_scale(d)
     return Design(
         y=y,
-        d=d,
+        d=d / d_scale,
+        d_scale=d_scale,
         n_trials=n_trials,
         unit_idx=unit_idx,
         time_idx=time_idx,
@@ -455,6 +482,21 @@ def _effect_means(data: pd.DataFrame, config: ModelConfig,
     return {"effect_mean_idx": of_group, "effect_mean_groups": cats}
 
 
+def dose_scale(x: np.ndarray) -> float:
+    """A treatment's typical dose: its mean over the observations where it is not 0.
+
+    The effects' priors are per typical dose: the model multiplies ``x / dose_scale(x)`` by
+    the effect, so that ``Normal(0, 1)`` on the standardised outcome is weakly informative for
+    an exposure whose treated values are a few tenths as well as for a 0/1 treatment (scale 1,
+    unchanged). A prior per unit of an exposure that rarely exceeds 0.3 would be about three
+    times tighter than it reads, and shrink well-identified effects (the same idea as the
+    rescaling of coefficient priors by the regressor's scale in rstanarm's ``autoscale``).
+    1 where the treatment is 0 throughout.
+    """
+    nonzero = np.abs(x[x != 0])
+    return float(nonzero.mean()) if len(nonzero) else 1.0
+
+
 def _untreated_terms(data: pd.DataFrame, config: ModelConfig) -> dict[str, object]:
     """Strata of the year effects, covariates with year slopes, controls and weights."""
     out: dict[str, object] = {}
@@ -483,7 +525,9 @@ def _untreated_terms(data: pd.DataFrame, config: ModelConfig) -> dict[str, objec
         if (c < 0).any() or (c > 1).any():
             raise EstimationError(f"impact.bayes: controls {list(config.controls)} must be in "
                                   "[0, 1]")
-        out["control_x"] = c
+        scale = np.array([dose_scale(c[:, k]) for k in range(c.shape[1])])
+        out["control_x"] = c / scale
+        out["control_scale"] = scale
         out["controls"] = list(config.controls)
     if config.weights is not None:
         w = _numeric(data, (config.weights,), "weights")[:, 0]
@@ -494,6 +538,42 @@ def _untreated_terms(data: pd.DataFrame, config: ModelConfig) -> dict[str, objec
             )
         out["rel_weight"] = w / w.mean()
     return out
+
+
+def profile_terms(data: pd.DataFrame, config: ModelConfig, d: np.ndarray) -> dict[str, object]:
+    """Bins of time since adoption of the treated observations, for ``effect_profile``.
+
+    One bin per whole time since adoption among the observations with treatment, from the
+    smallest to ``profile_last`` (later ones share its bin). The profile's deviations are
+    constrained to a treatment-weighted mean of 0 over all treated observations (the basis),
+    so a group's effect stays near its average over its treated observations and the
+    deviations only describe the shape: an orthonormal basis keeps their prior isotropic.
+    """
+    if config.effect_profile is None:
+        return {}
+    e = pd.to_numeric(data[config.effect_profile], errors="coerce").to_numpy(dtype=float)
+    treated = d > 0
+    missing = int((np.isnan(e) & treated).sum())
+    if missing:
+        raise EstimationError(
+            f"impact.bayes: effect_profile {config.effect_profile!r} is null in {missing} "
+            "treated row(s); it may be null only for units that never adopt"
+        )
+    t = np.where(treated, np.round(np.nan_to_num(e)), 0).astype(np.int64)
+    first = int(t[treated].min()) if treated.any() else 0
+    last = max(first, config.profile_last)
+    times = list(range(first, last + 1))
+    idx = np.where(treated, np.clip(t, first, last) - first, -1)
+    # weights: the treatment summed by bin over the treated observations
+    w = np.bincount(idx[treated], weights=d[treated], minlength=len(times))
+    keep = w > 0  # bins without treated observations get no deviation
+    idx = np.where(treated, np.cumsum(keep)[np.maximum(idx, 0)] - 1, -1)
+    times = [t_ for t_, k in zip(times, keep, strict=True) if k]
+    w = w[keep] / w[keep].sum()
+    # orthonormal complement of w: the last columns of a complete QR of [w, I]
+    q, _ = np.linalg.qr(np.column_stack([w, np.eye(len(w))]), mode="complete")
+    basis = q[:, 1:len(w)]
+    return {"profile_idx": idx, "profile_times": times, "profile_basis": basis}
 
 
 def _event_indices(data: pd.DataFrame, config: ModelConfig, d: np.ndarray) -> dict[str, object]:

@@ -379,6 +379,8 @@ def hierarchical(
     centred_effects: bool | str = "auto",
     event_time: str | None = None,
     event_window: tuple[int, int] = (-4, 5),
+    effect_profile: str | None = None,
+    profile_last: int = 8,
     log_likelihood: bool = False,
     strict_gate: bool = False,
     max_attempts: int = MAX_ATTEMPTS,
@@ -454,6 +456,12 @@ def hierarchical(
         dynamics, reported in ``result.dynamics``.
     event_window
         First lead and last lag; relative times outside are binned into the ends.
+    effect_profile, profile_last
+        Optional column with the time since adoption (null for never-adopting units): the
+        effect varies with it by one shared profile (bins up to ``profile_last``), and
+        ``.effects`` reports each group's effect averaged over its treated observations,
+        weighted by their treatment (see :class:`~impact.bayes.design.ModelConfig`); the
+        profile is the ``effect_profile`` variable of ``result.idata``.
     log_likelihood
         Add the pointwise log-likelihood group (for LOO).
     strict_gate
@@ -503,6 +511,8 @@ def hierarchical(
         centred_effects=centred_effects,
         event_time=event_time,
         event_window=(int(event_window[0]), int(event_window[1])),
+        effect_profile=effect_profile,
+        profile_last=int(profile_last),
         time_by=tuple(time_by),
         covariates=tuple(covariates),
         controls=tuple(controls),

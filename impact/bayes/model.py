@@ -137,6 +137,11 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
       (:func:`_mean_shares`), and ``effect_mean`` (dims ``effect_mean_group``) is on the outcome
       scale; ``pooling="complete"`` then gives every group its category's effect;
     - with ``event_time``: see :func:`_event_terms`;
+    - with ``effect_profile``: see :func:`_profile_terms`;
+    - the treatment enters divided by its typical dose (:func:`impact.bayes.design.dose_scale`,
+      1 for a 0/1 treatment; the same for each control), so the effects' priors above are per
+      typical dose; ``effect``, ``effect_pooled`` and the other reported effects are per unit
+      of the treatment;
     - extra grouping: ``sigma_effect_extra ~ HalfNormal(0.5)``, additive deviations;
     - with ``unit_effects``: ``sigma_unit_effect ~ HalfNormal(0.5)`` and, for each unit with a
       treated observation (coordinate ``treated_unit``), ``unit_effect_z ~ Normal(0, 1)``; the
@@ -200,6 +205,9 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
         treated_units = _treated_units(design)
         coords["treated_unit"] = [design.units[i] for i in treated_units]
     ci = config.centred_intercepts
+    # the effects are per typical dose of the treatment (design.d = treatment / d_scale); reported
+    # per unit of the treatment on the outcome scale
+    per_unit = design.y_scale / design.d_scale
 
     with pm.Model(coords=coords) as model:
         intercept = pm.Normal("intercept", 0.0, p["intercept_sd"])
@@ -236,7 +244,7 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
             # shares of the groups with treated department-years
             mu_by = pm.Normal("effect_mu_by", 0.0, p["effect_sd"], dims="effect_mean_group")
             effect_mu = pm.Deterministic("effect_mu", pm.math.dot(_mean_shares(design), mu_by))
-            pm.Deterministic("effect_mean", mu_by * design.y_scale, dims="effect_mean_group")
+            pm.Deterministic("effect_mean", mu_by * per_unit, dims="effect_mean_group")
             group_mean = mu_by[design.effect_mean_idx]
         elif config.pooling != "none":
             effect_mu = pm.Normal("effect_mu", 0.0, p["effect_sd"])
@@ -266,14 +274,20 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
         if design.extra_idx is not None and config.pooling == "partial":
             sigma_x = pm.HalfNormal("sigma_effect_extra", p["sigma_effect"])
             z_x = pm.Normal("effect_extra_z", 0.0, 1.0, dims="extra_group")
-            pm.Deterministic("effect_extra", sigma_x * z_x * design.y_scale, dims="extra_group")
+            pm.Deterministic("effect_extra", sigma_x * z_x * per_unit, dims="extra_group")
             tau = tau + sigma_x * z_x[layout.unit_extra]
-        pm.Deterministic("effect_pooled", effect_mu * design.y_scale)
-        pm.Deterministic("effect", group_effect * design.y_scale, dims="effect_group")
+        profile_term = None
+        if design.profile_idx is not None:
+            profile_term, group_effect = _profile_terms(design, p, layout.order, effect_mu,
+                                                        group_effect, per_unit)
+        pm.Deterministic("effect_pooled", effect_mu * per_unit)
+        pm.Deterministic("effect", group_effect * per_unit, dims="effect_group")
 
         extra = None
         if design.lead_idx is not None and design.lag_idx is not None:
             extra = _event_terms(design, p, layout.order)
+        if profile_term is not None:
+            extra = profile_term if extra is None else extra + profile_term
         untreated = _untreated_terms(design, p, layout)
         if untreated is not None:
             extra = untreated if extra is None else extra + untreated
@@ -418,12 +432,49 @@ def _event_terms(design: Design, p: dict[str, float], order: np.ndarray):  # pyt
     sigma_event = pm.HalfNormal("sigma_event", p["sigma_effect"])
     dev = pm.ZeroSumNormal("event_dev", sigma=sigma_event, dims="lag")
     pm.Deterministic("event_lead", lead * design.y_scale, dims="lead")
-    pm.Deterministic("event_effect", (model["effect_mu"] + dev) * design.y_scale, dims="lag")
+    pm.Deterministic("event_effect", (model["effect_mu"] + dev) * design.y_scale / design.d_scale,
+                     dims="lag")
     assert design.lead_idx is not None and design.lag_idx is not None
     lead_i, lag_i, d = design.lead_idx[order], design.lag_idx[order], design.d[order]
     lead_term = pt.switch(lead_i >= 0, lead[np.maximum(lead_i, 0)], 0.0)
     lag_term = pt.switch(lag_i >= 0, dev[np.maximum(lag_i, 0)], 0.0) * d
     return lead_term + lag_term
+
+
+def _profile_terms(design: Design, p: dict[str, float], order: np.ndarray, effect_mu: Any,
+                   group_effect: Any, per_unit: float) -> tuple[Any, Any]:
+    """The effect's shared profile over time since adoption (``effect_profile``).
+
+    ``effect_profile_z ~ Normal(0, 1)`` (per typical dose) on an orthonormal basis of the
+    profiles with a treatment-weighted mean of 0 over the treated observations
+    (:func:`impact.bayes.design.profile_terms`): ``profile = basis @ z``. A treated
+    observation's effect per typical dose is its group's plus ``profile[bin]``; each group's
+    reported effect is the treatment-weighted mean of that over its own treated observations
+    (the group parameter plus its own weighted mean of the profile), so that effect times
+    the group's mean treatment is the model's mean effect over those observations. Reported:
+    ``effect_profile`` (dims ``profile_time``), the pooled effect per unit at each time since
+    adoption. Returns the linear-predictor term (observation order) and the groups' effects.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    model = pm.modelcontext(None)
+    assert design.profile_idx is not None and design.profile_basis is not None
+    basis = design.profile_basis
+    model.add_coords({"profile_time": [str(t) for t in design.profile_times],
+                      "profile_basis": [str(k) for k in range(basis.shape[1])]})
+    z = pm.Normal("effect_profile_z", 0.0, p["effect_sd"], dims="profile_basis")
+    profile = pt.dot(basis, z)
+    pm.Deterministic("effect_profile", (effect_mu + profile) * per_unit, dims="profile_time")
+    idx, d = design.profile_idx, design.d
+    treated = idx >= 0
+    n_g, n_t = len(design.effect_groups), len(design.profile_times)
+    weight = np.zeros((n_g, n_t))
+    np.add.at(weight, (design.effect_idx[treated], idx[treated]), d[treated])
+    total = weight.sum(axis=1, keepdims=True)
+    weight = np.divide(weight, total, out=np.zeros_like(weight), where=total > 0)
+    term = profile[np.maximum(idx[order], 0)] * d[order]
+    return term, group_effect + pt.dot(weight, profile)
 
 
 def _untreated_terms(design: Design, p: dict[str, float], layout: DenseLayout):
@@ -480,7 +531,8 @@ def _untreated_terms(design: Design, p: dict[str, float], layout: DenseLayout):
     if design.control_x is not None:
         model.add_coords({"control": design.controls})
         lin = pm.Normal("control_lin", 0.0, p["effect_sd"], dims="control")
-        pm.Deterministic("control_effect", lin * design.y_scale, dims="control")
+        scale = 1.0 if design.control_scale is None else design.control_scale
+        pm.Deterministic("control_effect", lin * design.y_scale / scale, dims="control")
         control = pt.dot(np.asarray(design.control_x, dtype=float)[layout.order], lin)
         total = control if total is None else total + control
     return total

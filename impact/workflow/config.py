@@ -205,6 +205,9 @@ class BayesConfig:
                                "when it is effect_by itself)", allowed=("market_type", ""))
     unit_effects: bool = _opt(False, "each treated department's effect deviates from its "
                               "group's (the group effect is the mean of its departments')")
+    effect_profile: bool = _opt(True, "the effect per unit of exposure varies with years since "
+                                "adoption by one shared profile (the implied ATTs are then "
+                                "the model's mean effect over their department-years)")
     untreated: str = _opt("primary", "untreated model: \"primary\" (the primary DiD's strata "
                           "year effects, baseline year slopes, the other tools' exposures as "
                           "controls) or \"twfe\" (department and year effects only)",

@@ -572,6 +572,12 @@ def bayes_inputs(panel: pd.DataFrame, config: StudyConfig
                                             "capped at 1"})
             data[col] = data[col].clip(upper=1.0)
         data[col] = data[col].fillna(0.0)
+    tool = treatment_tool(b.treatment)
+    if b.effect_profile and tool:
+        # years since adoption of the treatment's tool, null for departments that never adopt
+        cohort = data[f"cohort_{tool}"]
+        data[f"years_since_{tool}"] = (data["year"] - cohort).where(cohort > 0)
+        options["effect_profile"] = f"years_since_{tool}"
     weights = persons_of(data, b.outcome) if b.weighted and b.likelihood == "normal" else None
     options.update(likelihood=b.likelihood, trials=b.trials or None, draws=b.draws, tune=b.tune,
                    chains=b.chains, threshold=b.threshold, target_accept=b.target_accept,

@@ -86,9 +86,47 @@ def _design(data: pd.DataFrame, options: dict, treatment: str, effect_by: str
     group = data[effect_by].astype(str).to_numpy()
     d = data[treatment].to_numpy(dtype=float)
     groups = sorted(set(group[d > 0]))
+    profile = _profile_bins(data, options, treatment)
+    if profile is not None:  # the shared profile: one column per bin after the first
+        blocks.append(sp.csr_matrix(np.column_stack(
+            [np.where(profile == k, d, 0.0) for k in range(1, profile.max() + 1)])))
     cols = [np.where(group == g, d, 0.0) for g in groups]
     blocks.append(sp.csr_matrix(np.column_stack(cols)))
     return sp.hstack(blocks).tocsr(), groups
+
+
+def _profile_bins(data: pd.DataFrame, options: dict, treatment: str) -> np.ndarray | None:
+    """The model's bin of time since adoption per row (``effect_profile``; -1 untreated)."""
+    from impact.bayes.design import ModelConfig, profile_terms
+
+    if not options.get("effect_profile"):
+        return None
+    config = ModelConfig(outcome=treatment, treatment=treatment,
+                         effect_profile=options["effect_profile"],
+                         profile_last=int(options.get("profile_last", 8)))
+    return profile_terms(data, config, data[treatment].to_numpy(dtype=float))["profile_idx"]
+
+
+def _profile_average(coef: np.ndarray, data: pd.DataFrame, options: dict, treatment: str,
+                     effect_by: str, groups: list[str]) -> np.ndarray:
+    """Group coefficients (rows of ``coef``'s last ``len(groups)``) plus their treatment-weighted
+    mean of the profile's coefficients over the group's treated rows: the effect the model
+    reports (:func:`impact.bayes.model._profile_terms`); the group coefficients alone without a
+    profile."""
+    g_coef = coef[-len(groups):]
+    profile = _profile_bins(data, options, treatment)
+    if profile is None:
+        return g_coef
+    n_bins = int(profile.max()) + 1
+    p_coef = np.vstack([np.zeros((1, coef.shape[1])),
+                        coef[-len(groups) - (n_bins - 1):-len(groups)]])
+    d = data[treatment].to_numpy(dtype=float)
+    where = pd.Index(groups).get_indexer(data[effect_by].astype(str))
+    treated = (profile >= 0) & (where >= 0)
+    w = np.zeros((len(groups), n_bins))
+    np.add.at(w, (where[treated], profile[treated]), d[treated])
+    w = w / w.sum(axis=1, keepdims=True)
+    return g_coef + w @ p_coef
 
 
 def _whiten(x: sp.csr_matrix | np.ndarray, data: pd.DataFrame, rho: float,
@@ -137,7 +175,8 @@ def projection_truth(data: pd.DataFrame, options: dict, treatment: str, effect_b
     norm = np.linalg.norm(xw, axis=0)
     norm[norm == 0] = 1.0
     coef = np.linalg.lstsq(xw / norm, tw, rcond=None)[0] / norm[:, None]
-    return pd.DataFrame(coef[-len(groups):], index=groups, columns=tau.columns)
+    coef = _profile_average(coef, data, options, treatment, effect_by, groups)
+    return pd.DataFrame(coef, index=groups, columns=tau.columns)
 
 
 def _error_model(fit, data: pd.DataFrame) -> tuple[float, np.ndarray]:
