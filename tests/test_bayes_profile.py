@@ -91,3 +91,18 @@ def test_profile_needs_the_time_since_adoption_of_every_treated_row() -> None:
     data.loc[data["d"] > 0, "since"] = np.nan
     with pytest.raises(EstimationError, match="effect_profile 'since' is null in"):
         prepare(data, ModelConfig("y", "d", levels=("municipality_id",), effect_profile="since"))
+
+
+def test_profile_options_are_checked() -> None:
+    data = _panel()
+    with pytest.raises(EstimationError, match="give one of them"):
+        prepare(data, ModelConfig("y", "d", levels=("municipality_id",), effect_profile="since",
+                                  event_time="since"))
+    with pytest.raises(EstimationError, match="profile_last must be at least 1"):
+        prepare(data, ModelConfig("y", "d", levels=("municipality_id",), effect_profile="since",
+                                  profile_last=0))
+    # a single time since adoption among the treated rows: no profile
+    one = data.assign(d=np.where(data["since"] == 2, data["d"], 0.0))
+    design = prepare(one, ModelConfig("y", "d", levels=("municipality_id",),
+                                      effect_profile="since"))
+    assert design.profile_idx is None

@@ -309,6 +309,10 @@ def validate_config(config: ModelConfig) -> None:
         )
     if config.effect_profile is not None and config.profile_last < 1:
         raise EstimationError("impact.bayes: profile_last must be at least 1")
+    if config.effect_profile is not None and config.event_time is not None:
+        raise EstimationError(
+            "impact.bayes: event_time and effect_profile both let the effect vary with the time "
+            "since adoption; give one of them")
     if config.treatment in config.controls:
         raise EstimationError("impact.bayes: the treatment cannot also be a control")
 
@@ -569,6 +573,8 @@ def profile_terms(data: pd.DataFrame, config: ModelConfig, d: np.ndarray) -> dic
     keep = w > 0  # bins without treated observations get no deviation
     idx = np.where(treated, np.cumsum(keep)[np.maximum(idx, 0)] - 1, -1)
     times = [t_ for t_, k in zip(times, keep, strict=True) if k]
+    if len(times) < 2:  # one time since adoption: no shape to model
+        return {}
     w = w[keep] / w[keep].sum()
     # orthonormal complement of w: the last columns of a complete QR of [w, I]
     q, _ = np.linalg.qr(np.column_stack([w, np.eye(len(w))]), mode="complete")
