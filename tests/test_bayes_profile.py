@@ -106,3 +106,20 @@ def test_profile_options_are_checked() -> None:
     design = prepare(one, ModelConfig("y", "d", levels=("municipality_id",),
                                       effect_profile="since"))
     assert design.profile_idx is None
+
+
+def test_profile_with_unit_effects_and_a_gap_in_the_times() -> None:
+    # no treated row two years after adoption: that bin has no deviation; with unit effects the
+    # pooled effect is the mean of the treated groups' reported effects
+    data = _panel()
+    data.loc[data["since"] == 2, "d"] = 0.0
+    config = ModelConfig("y", "d", levels=("municipality_id",), effect_profile="since",
+                         profile_last=5, unit_effects=True, centred_effects=True)
+    design = prepare(data, config)
+    assert design.profile_times == [0, 1, 3, 4, 5]
+    basis = design.profile_basis
+    np.testing.assert_allclose(basis.T @ basis, np.eye(4), atol=1e-12)
+    model = build_model(design, config)
+    v = _values(model, _point(model, np.random.default_rng(3)))
+    treated_groups = sorted(set(design.effect_idx[design.d > 0]))
+    assert v["effect_pooled"] == pytest.approx(v["effect"][treated_groups].mean(), abs=1e-12)

@@ -280,6 +280,8 @@ def build_model(design: Design, config: ModelConfig, *, fused_binomial: bool = T
         if design.profile_idx is not None:
             profile_term, group_effect = _profile_terms(design, p, layout.order, effect_mu,
                                                         group_effect, per_unit)
+            if unit_dev:  # the pooled effect: the mean of the treated groups' reported effects
+                effect_mu = group_effect[_treated_groups(design)].mean()
         pm.Deterministic("effect_pooled", effect_mu * per_unit)
         pm.Deterministic("effect", group_effect * per_unit, dims="effect_group")
 
@@ -454,6 +456,11 @@ def _profile_terms(design: Design, p: dict[str, float], order: np.ndarray, effec
     the group's mean treatment is the model's mean effect over those observations. Reported:
     ``effect_profile`` (dims ``profile_time``), the pooled effect per unit at each time since
     adoption. Returns the linear-predictor term (observation order) and the groups' effects.
+
+    Every group then reports its own mean over its treated observations, with complete pooling
+    too (the groups share the parameter, not the mix of times since adoption); with
+    ``unit_effects`` the group's departments' deviations keep their least-squares weights and
+    the profile its treatment weights.
     """
     import pymc as pm
     import pytensor.tensor as pt

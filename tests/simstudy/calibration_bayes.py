@@ -104,7 +104,7 @@ def _profile_bins(data: pd.DataFrame, options: dict, treatment: str) -> np.ndarr
     config = ModelConfig(outcome=treatment, treatment=treatment,
                          effect_profile=options["effect_profile"],
                          profile_last=int(options.get("profile_last", 8)))
-    return profile_terms(data, config, data[treatment].to_numpy(dtype=float))["profile_idx"]
+    return profile_terms(data, config, data[treatment].to_numpy(dtype=float)).get("profile_idx")
 
 
 def _profile_average(coef: np.ndarray, data: pd.DataFrame, options: dict, treatment: str,
