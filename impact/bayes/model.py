@@ -538,8 +538,8 @@ def _untreated_terms(design: Design, p: dict[str, float], layout: DenseLayout):
     if design.control_x is not None:
         model.add_coords({"control": design.controls})
         lin = pm.Normal("control_lin", 0.0, p["effect_sd"], dims="control")
-        scale = 1.0 if design.control_scale is None else design.control_scale
-        pm.Deterministic("control_effect", lin * design.y_scale / scale, dims="control")
+        pm.Deterministic("control_effect", lin * design.y_scale / design.control_scale,
+                         dims="control")
         control = pt.dot(np.asarray(design.control_x, dtype=float)[layout.order], lin)
         total = control if total is None else total + control
     return total
