@@ -30,6 +30,12 @@ no refit), so both samplers are timed on the same work.
 848 departments; :func:`impact.workflow.estimates.bayes_inputs` with the ``[bayes]`` defaults:
 strata x year effects, baseline slopes, the other tool as a control, municipality effects pooled
 within market types), simulated once before the clock starts.
+
+``--panel default --breakdown`` prints instead where nutpie's time goes on that model: the
+seconds of ``nutpie.compile_pymc_model`` (PyTensor rewrites, numba, the C callbacks), the
+microseconds of one log density + gradient evaluation (best of 5 x 1000, one thread), and the
+leapfrog steps of the warm-up and of the kept draws (4 chains, the script's ``--tune`` /
+``--draws``), whose product with the evaluation cost is most of the sampling time.
 """
 
 from __future__ import annotations
@@ -159,8 +165,13 @@ def main() -> None:
     ap.add_argument("--panel", choices=("synthetic", "default"), default="synthetic",
                     help="default: the model impact run fits on its default world (seed "
                          "--seed; --params, --likelihood and the panel sizes do not apply)")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="--panel default: nutpie's compile time, gradient cost and steps")
     args = ap.parse_args()
     warm_imports()
+    if args.breakdown:
+        breakdown(args.draws, args.tune, args.chains, args.cores, args.seed)
+        return
     if args.panel == "default":
         args.params = ["pipeline"]
     sim = synthetic_panel(
@@ -228,6 +239,51 @@ def main() -> None:
                     f"ESS/s {fast} / PyMC NUTS, {what} (best run, best parameterisation): "
                     f"{per_sampler[fast] / per_sampler['pymc']:.2f}x"
                 )
+
+
+def breakdown(draws: int, tune: int, chains: int, cores: int, seed: int) -> None:
+    """Where nutpie's time goes on the default world's model (``--breakdown``)."""
+    import numpy as np
+    import nutpie
+
+    from impact.bayes._nutpie import light_callbacks
+    from impact.bayes.design import ModelConfig
+    from impact.bayes.estimate import HierarchicalModel
+    from impact.bayes.fit import reproducible_compilation
+
+    data, options = world(seed, StudyConfig())[:2]
+    b = StudyConfig().bayes_model
+    fields = {f.name for f in __import__("dataclasses").fields(ModelConfig)}
+    config = ModelConfig(b.outcome, b.treatment, **{k: v for k, v in options.items()
+                                                    if k in fields})
+    model = HierarchicalModel(data, config).pymc_model()
+    t0 = time.perf_counter()
+    with model, reproducible_compilation(), light_callbacks(True):
+        compiled = nutpie.compile_pymc_model(model, backend="numba")
+    compile_s = time.perf_counter() - t0
+    x = np.full(compiled.n_dim, 0.01)
+    compiled.logp_func(x)
+    per_eval = []
+    for _ in range(5):
+        t1 = time.perf_counter()
+        for _ in range(1000):
+            compiled.logp_func(x)
+        per_eval.append((time.perf_counter() - t1) / 1000 * 1e6)
+    t2 = time.perf_counter()
+    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
+                          seed=seed, save_warmup=True, progress_bar=False, target_accept=0.95)
+    sample_s = time.perf_counter() - t2
+    warm = int(idata.warmup_sample_stats["n_steps"].sum())
+    kept = int(idata.sample_stats["n_steps"].sum())
+    print(pd.DataFrame([{
+        "parameters": compiled.n_dim,
+        "compile_s": round(compile_s, 1),
+        "logp_grad_us": round(min(per_eval), 1),
+        "warmup_steps": warm,
+        "draw_steps": kept,
+        "sample_s": round(sample_s, 1),
+        "steps_x_eval_per_core_s": round((warm + kept) * min(per_eval) / 1e6 / cores, 1),
+    }]).to_string(index=False))
 
 
 def warm_imports() -> None:
