@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from impact.bayes import ModelConfig
-from impact.bayes.design import dose_scale, prepare
+from impact.bayes.design import dose_scale, prepare, profile_weights
 from impact.bayes.model import build_model
 from impact.errors import EstimationError
 from tests.test_bayes_untreated import _point, _values
@@ -123,3 +123,13 @@ def test_profile_with_unit_effects_and_a_gap_in_the_times() -> None:
     v = _values(model, _point(model, np.random.default_rng(3)))
     treated_groups = sorted(set(design.effect_idx[design.d > 0]))
     assert v["effect_pooled"] == pytest.approx(v["effect"][treated_groups].mean(), abs=1e-12)
+
+
+def test_profile_weights_are_each_groups_treatment_shares_by_bin() -> None:
+    # group 0: bins 0, 1, 1 with treatment 1, 2, 1 -> shares 1/4, 3/4; group 1: untreated rows
+    # only (bin -1) -> zeros; a row outside the groups (-1) is left out
+    group = np.array([0, 0, 0, 1, 1, -1])
+    bins = np.array([0, 1, 1, -1, -1, 0])
+    d = np.array([1.0, 2.0, 1.0, 0.0, 0.0, 5.0])
+    w = profile_weights(group, bins, d, n_groups=2, n_bins=2)
+    np.testing.assert_array_equal(w, [[0.25, 0.75], [0.0, 0.0]])

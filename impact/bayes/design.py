@@ -544,6 +544,23 @@ def _untreated_terms(data: pd.DataFrame, config: ModelConfig) -> dict[str, objec
     return out
 
 
+def profile_weights(group_idx: np.ndarray, profile_idx: np.ndarray, d: np.ndarray,
+                    n_groups: int, n_bins: int) -> np.ndarray:
+    """Each group's treatment-weighted shares of the profile's bins, ``(n_groups, n_bins)``.
+
+    Row ``g`` is the treatment ``d`` summed by bin over group ``g``'s treated observations
+    (``profile_idx >= 0``; observations with ``group_idx < 0`` are left out), divided by its
+    total: a group's reported effect is its coefficient plus this row times the profile
+    (:func:`impact.bayes.model._profile_terms`). Rows of groups without a treated observation
+    are 0.
+    """
+    treated = (profile_idx >= 0) & (group_idx >= 0)
+    weight = np.zeros((n_groups, n_bins))
+    np.add.at(weight, (group_idx[treated], profile_idx[treated]), d[treated])
+    total = weight.sum(axis=1, keepdims=True)
+    return np.divide(weight, total, out=np.zeros_like(weight), where=total > 0)
+
+
 def profile_terms(data: pd.DataFrame, config: ModelConfig, d: np.ndarray) -> dict[str, object]:
     """Bins of time since adoption of the treated observations, for ``effect_profile``.
 

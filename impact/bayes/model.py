@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from impact.bayes.design import Design, ModelConfig, prepare, validate_config
+from impact.bayes.design import Design, ModelConfig, prepare, profile_weights, validate_config
 from impact.bayes.parameterisation import unit_effect_weights
 
 __all__ = [
@@ -474,12 +474,8 @@ def _profile_terms(design: Design, p: dict[str, float], order: np.ndarray, effec
     profile = pt.dot(basis, z)
     pm.Deterministic("effect_profile", (effect_mu + profile) * per_unit, dims="profile_time")
     idx, d = design.profile_idx, design.d
-    treated = idx >= 0
-    n_g, n_t = len(design.effect_groups), len(design.profile_times)
-    weight = np.zeros((n_g, n_t))
-    np.add.at(weight, (design.effect_idx[treated], idx[treated]), d[treated])
-    total = weight.sum(axis=1, keepdims=True)
-    weight = np.divide(weight, total, out=np.zeros_like(weight), where=total > 0)
+    weight = profile_weights(design.effect_idx, idx, d, len(design.effect_groups),
+                             len(design.profile_times))
     term = profile[np.maximum(idx[order], 0)] * d[order]
     return term, group_effect + pt.dot(weight, profile)
 

@@ -58,6 +58,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from impact import panel, simulate
+from impact.bayes.design import profile_weights
 from impact.simulate.truth import effect_column
 from impact.workflow.config import StudyConfig, load
 from impact.workflow.estimates import bayes_inputs, treatment_tool
@@ -122,11 +123,7 @@ def _profile_average(coef: np.ndarray, data: pd.DataFrame, options: dict, treatm
                         coef[-len(groups) - (n_bins - 1):-len(groups)]])
     d = data[treatment].to_numpy(dtype=float)
     where = pd.Index(groups).get_indexer(data[effect_by].astype(str))
-    treated = (profile >= 0) & (where >= 0)
-    w = np.zeros((len(groups), n_bins))
-    np.add.at(w, (where[treated], profile[treated]), d[treated])
-    w = w / w.sum(axis=1, keepdims=True)
-    return g_coef + w @ p_coef
+    return g_coef + profile_weights(where, profile, d, len(groups), n_bins) @ p_coef
 
 
 def _whiten(x: sp.csr_matrix | np.ndarray, data: pd.DataFrame, rho: float,
