@@ -35,7 +35,8 @@ within market types), simulated once before the clock starts.
 seconds of ``nutpie.compile_pymc_model`` (PyTensor rewrites, numba, the C callbacks), the
 microseconds of one log density + gradient evaluation (best of 5 x 1000, one thread), and the
 leapfrog steps of the warm-up and of the kept draws (4 chains, the script's ``--tune`` /
-``--draws``), whose product with the evaluation cost is most of the sampling time.
+``--draws``), whose product with the evaluation cost is most of the sampling time; for the
+pipeline model and for the same model without its untreated terms and profile (``bare``).
 """
 
 from __future__ import annotations
@@ -242,7 +243,12 @@ def main() -> None:
 
 
 def breakdown(draws: int, tune: int, chains: int, cores: int, seed: int) -> None:
-    """Where nutpie's time goes on the default world's model (``--breakdown``)."""
+    """Where nutpie's time goes on the default world's model (``--breakdown``).
+
+    Two rows: the pipeline model, and the same model without the untreated terms and the profile
+    (``bare``: department, year and municipality effects only), whose difference is the cost of
+    those terms.
+    """
     import numpy as np
     import nutpie
 
@@ -253,37 +259,43 @@ def breakdown(draws: int, tune: int, chains: int, cores: int, seed: int) -> None
 
     data, options = world(seed, StudyConfig())[:2]
     b = StudyConfig().bayes_model
-    fields = {f.name for f in __import__("dataclasses").fields(ModelConfig)}
-    config = ModelConfig(b.outcome, b.treatment, **{k: v for k, v in options.items()
-                                                    if k in fields})
-    model = HierarchicalModel(data, config).pymc_model()
-    t0 = time.perf_counter()
-    with model, reproducible_compilation(), light_callbacks(True):
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
-    compile_s = time.perf_counter() - t0
-    x = np.full(compiled.n_dim, 0.01)
-    compiled.logp_func(x)
-    per_eval = []
-    for _ in range(5):
-        t1 = time.perf_counter()
-        for _ in range(1000):
-            compiled.logp_func(x)
-        per_eval.append((time.perf_counter() - t1) / 1000 * 1e6)
-    t2 = time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
-                          seed=seed, save_warmup=True, progress_bar=False, target_accept=0.95)
-    sample_s = time.perf_counter() - t2
-    warm = int(idata.warmup_sample_stats["n_steps"].sum())
-    kept = int(idata.sample_stats["n_steps"].sum())
-    print(pd.DataFrame([{
-        "parameters": compiled.n_dim,
-        "compile_s": round(compile_s, 1),
-        "logp_grad_us": round(min(per_eval), 1),
-        "warmup_steps": warm,
-        "draw_steps": kept,
-        "sample_s": round(sample_s, 1),
-        "steps_x_eval_per_core_s": round((warm + kept) * min(per_eval) / 1e6 / cores, 1),
-    }]).to_string(index=False))
+    pipeline = {k: v for k, v in options.items() if k in ModelConfig.__dataclass_fields__}
+    bare = {**pipeline, "effect_profile": None, "time_by": (), "covariates": (), "controls": ()}
+    rows = []
+    for name, model_options in (("pipeline", pipeline), ("bare", bare)):
+        config = ModelConfig(b.outcome, b.treatment, **model_options)
+        model = HierarchicalModel(data, config).pymc_model()
+        t0 = time.perf_counter()
+        with model, reproducible_compilation(), light_callbacks(True):
+            compiled = nutpie.compile_pymc_model(model, backend="numba")
+        compile_s = time.perf_counter() - t0
+        x = np.full(compiled.n_dim, 0.01)
+        compiled.logp_func(x)
+        per_eval = []
+        for _ in range(5):
+            t1 = time.perf_counter()
+            for _ in range(1000):
+                compiled.logp_func(x)
+            per_eval.append((time.perf_counter() - t1) / 1000 * 1e6)
+        t2 = time.perf_counter()
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores,
+                              seed=seed, save_warmup=True, progress_bar=False,
+                              target_accept=0.95)
+        sample_s = time.perf_counter() - t2
+        warm = int(idata.warmup_sample_stats["n_steps"].sum())
+        kept = int(idata.sample_stats["n_steps"].sum())
+        rows.append({
+            "model": name,
+            "parameters": compiled.n_dim,
+            "compile_s": round(compile_s, 1),
+            "logp_grad_us": round(min(per_eval), 1),
+            "warmup_steps": warm,
+            "draw_steps": kept,
+            "sample_s": round(sample_s, 1),
+            "steps_x_eval_per_core_s": round((warm + kept) * min(per_eval) / 1e6 / cores, 1),
+        })
+        print(pd.DataFrame([rows[-1]]).to_string(index=False, header=len(rows) == 1),
+              flush=True)
 
 
 def warm_imports() -> None:

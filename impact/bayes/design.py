@@ -519,10 +519,13 @@ def _untreated_terms(data: pd.DataFrame, config: ModelConfig) -> dict[str, objec
             means = np.zeros((idx.max() + 1, x.shape[1]))
             np.add.at(means, idx, x)
             x = x - (means / np.bincount(idx)[:, None])[idx]
-        # an orthonormal basis of what is left (same mean structure, uncorrelated slopes)
-        u, sv, _ = np.linalg.svd(x / np.sqrt(len(x)), full_matrices=False)
+        # an orthonormal basis of what is left (same mean structure, uncorrelated slopes): the
+        # map x -> x V / s applied to the distinct rows, so that equal rows (a department's
+        # baselines in every year) stay exactly equal, which the model's product form needs
+        _, sv, vt = np.linalg.svd(x / np.sqrt(len(x)), full_matrices=False)
         keep = sv > 1e-8 * sv[0]
-        out["covariate_x"] = u[:, keep] * np.sqrt(len(x))
+        rows, which = np.unique(x, axis=0, return_inverse=True)
+        out["covariate_x"] = (rows @ (vt[keep].T / sv[keep]))[which.reshape(-1)]
         out["covariates"] = [f"basis_{k}" for k in range(int(keep.sum()))]
     if config.controls:
         c = _numeric(data, config.controls, "controls")

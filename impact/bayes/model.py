@@ -523,8 +523,7 @@ def _untreated_terms(design: Design, p: dict[str, float], layout: DenseLayout):
         x = design.covariate_x
         x_unit = np.zeros((n_cell[0], x.shape[1]))
         x_unit[design.unit_idx] = x
-        # baselines: constant within units (up to the rounding of their orthonormalisation)
-        if np.allclose(x_unit[design.unit_idx], x, rtol=0.0, atol=1e-9 * np.abs(x).max()):
+        if np.array_equal(x_unit[design.unit_idx], x):  # baselines: constant within units
             terms.append(pt.dot(x_unit, slope))
         else:
             terms.append((on_grid(x) * slope.T[None, :, :]).sum(axis=2))
